@@ -1,0 +1,88 @@
+"""Start-up: settings -> vocabulary -> engine -> app -> uvicorn, with drain on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+
+import uvicorn
+
+from server.app import create_app
+from server.config import Settings, parse_settings
+from server.harmony.encoding import Harmony, VocabularyError, load_harmony
+from server.logs import configure_logging
+
+log = logging.getLogger("server")
+
+
+def build_engine(settings: Settings, harmony: Harmony):
+    if settings.engine == "scripted":
+        from server.engine.scripted import ScriptedEngine, load_script
+
+        return ScriptedEngine(
+            harmony, load_script(settings.script), chunk_size=settings.script_chunk_size,
+            token_delay=settings.script_token_delay, vocab_size=settings.script_vocab_size,
+            max_model_len=settings.script_max_model_len)
+    from server.engine.vllm import VLLMEngine
+
+    return VLLMEngine.from_settings(settings)
+
+
+class Server(uvicorn.Server):
+    """uvicorn, with SIGTERM draining in-flight requests first and a fatal exit code."""
+
+    def __init__(self, config: uvicorn.Config, app) -> None:
+        super().__init__(config)
+        self.app = app
+        self.exit_code = 0
+        self._draining = False
+
+    def handle_exit(self, sig, frame) -> None:
+        if self._draining or sig not in (signal.SIGTERM, signal.SIGINT):
+            self.force_exit = self._draining
+            self.should_exit = True
+            return
+        self._draining = True
+        asyncio.get_event_loop().call_soon_threadsafe(
+            lambda: asyncio.ensure_future(self._drain()))
+
+    async def _drain(self) -> None:
+        state = self.app.state
+        if not await state.lifecycle.drain():
+            log.warning("drain timeout: aborting %d request(s)", len(state.pipeline.active))
+            for request_id in list(state.pipeline.active):
+                await state.engine.abort(request_id)
+            await asyncio.sleep(0.5)  # let the error frames go out
+        self.should_exit = True
+
+    def fatal(self, reason: str) -> None:
+        self.exit_code = 1
+        loop = asyncio.get_event_loop()
+        loop.call_later(0.5, setattr, self, "should_exit", True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    settings = parse_settings(argv)
+    configure_logging(settings.log_level, settings.api_key)
+    try:
+        harmony = load_harmony()
+    except VocabularyError as exc:
+        log.error("cannot load the Harmony vocabulary: %s", exc)
+        return 2
+    engine = build_engine(settings, harmony)
+    holder: list[Server] = []
+    app = create_app(settings, engine, harmony=harmony,
+                     on_fatal=lambda reason: holder[0].fatal(reason))
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None,
+                            access_log=False, timeout_graceful_shutdown=5,
+                            timeout_keep_alive=30)
+    server = Server(config, app)
+    holder.append(server)
+    server.run()
+    return server.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

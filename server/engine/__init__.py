@@ -1,0 +1,1 @@
+"""Inference engines behind one protocol. Only engine/vllm.py imports vllm."""

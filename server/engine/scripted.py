@@ -1,0 +1,109 @@
+"""An engine that replays scripted Harmony completions: CI and client development, no GPU.
+
+``--script FILE``: JSON Lines, each line ``{"completion": "<raw Harmony text>"}`` written with
+literal special tokens. Each generation takes the next line (wrapping around) and yields its
+tokens in chunks of ``chunk_size`` with ``token_delay`` seconds between chunks, stopping where
+vLLM would: after the first assistant stop token (``<|return|>``, ``<|call|>``), at
+``max_tokens`` ("length"), or on abort. Every call is recorded in ``calls`` for tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from server.engine.protocol import EngineStats, GenerationRequest, TokenDelta
+from server.harmony.encoding import Harmony
+
+
+def load_script(path: Path) -> list[str]:
+    completions = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        record = json.loads(line)
+        if not isinstance(record, dict) or not isinstance(record.get("completion"), str):
+            raise ValueError(f"{path}:{number}: each line needs a string field 'completion'")
+        completions.append(record["completion"])
+    if not completions:
+        raise ValueError(f"{path}: no completions")
+    return completions
+
+
+class ScriptedEngine:
+    def __init__(self, harmony: Harmony, completions: list[str], *, chunk_size: int = 1,
+                 token_delay: float = 0.0, vocab_size: int = 201088,
+                 max_model_len: int = 131072) -> None:
+        self._scripts = [harmony.encode_completion(text) for text in completions]
+        self._next = itertools.cycle(range(len(self._scripts)))
+        self._chunk_size = chunk_size
+        self._token_delay = token_delay
+        self._vocab_size = vocab_size
+        self._max_model_len = max_model_len
+        self._running: dict[str, asyncio.Event] = {}
+        self.calls: list[GenerationRequest] = []
+        self.aborted: list[str] = []
+        self.dead = False
+        self.started = False
+
+    @property
+    def max_model_len(self) -> int:
+        return self._max_model_len
+
+    @property
+    def vocab_size(self) -> int:
+        return self._vocab_size
+
+    @property
+    def is_dead(self) -> bool:
+        return self.dead
+
+    async def start(self) -> None:
+        self.started = True
+
+    async def shutdown(self) -> None:
+        for stop in self._running.values():
+            stop.set()
+
+    def stats(self) -> EngineStats:
+        return EngineStats(running=len(self._running), waiting=0)
+
+    async def abort(self, request_id: str) -> None:
+        if request_id in self._running:
+            self._running[request_id].set()
+
+    def _tokens_for(self, request: GenerationRequest) -> tuple[list[int], str]:
+        tokens = self._scripts[next(self._next)]
+        stops = set(request.options.stop_token_ids)
+        end = next((i + 1 for i, t in enumerate(tokens) if t in stops), len(tokens))
+        if end > request.options.max_tokens:
+            return tokens[: request.options.max_tokens], "length"
+        return tokens[:end], "stop"
+
+    async def generate(self, request: GenerationRequest) -> AsyncIterator[TokenDelta]:
+        self.calls.append(request)
+        tokens, reason = self._tokens_for(request)
+        aborted = self._running[request.request_id] = asyncio.Event()
+        try:
+            for start in range(0, len(tokens), self._chunk_size):
+                if self._token_delay:
+                    await asyncio.sleep(self._token_delay)
+                else:
+                    await asyncio.sleep(0)  # stay cancellable, like a real engine step
+                if aborted.is_set():
+                    self.aborted.append(request.request_id)
+                    yield TokenDelta([], "abort")
+                    return
+                chunk = tokens[start: start + self._chunk_size]
+                last = start + self._chunk_size >= len(tokens)
+                yield TokenDelta(chunk, reason if last else None)
+            if not tokens:
+                yield TokenDelta([], reason)
+        except (asyncio.CancelledError, GeneratorExit):
+            self.aborted.append(request.request_id)
+            raise
+        finally:
+            self._running.pop(request.request_id, None)

@@ -1,0 +1,1 @@
+"""Everything that speaks Harmony. The only package that imports openai_harmony."""

@@ -1,0 +1,128 @@
+"""Load the Harmony encoding offline, and name the special tokens the server cares about.
+
+openai_harmony downloads ``o200k_base.tiktoken`` unless ``TIKTOKEN_ENCODINGS_BASE`` names a
+directory holding it. We resolve that directory at start-up, never at the first request:
+1. ``TIKTOKEN_ENCODINGS_BASE`` if the operator set it (the Docker image bakes the file in);
+2. else a copy extracted from the pinned ``bpe-openai`` package into a cache directory;
+and check its SHA-256 either way. Any failure is a ``VocabularyError`` with a clear message.
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import hashlib
+import importlib.resources
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+VOCAB_FILE = "o200k_base.tiktoken"
+VOCAB_SHA256 = "446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d"
+ENV_VAR = "TIKTOKEN_ENCODINGS_BASE"
+
+
+class VocabularyError(RuntimeError):
+    pass
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "gpt-oss-server" / "harmony-vocab"
+
+
+def _extract_from_package() -> Path:
+    """Gunzip the vocabulary shipped by bpe-openai into our cache dir (atomically)."""
+    try:
+        packed = importlib.resources.files("bpe_openai") / "data" / f"{VOCAB_FILE}.gz"
+        data = gzip.decompress(packed.read_bytes())
+    except (ModuleNotFoundError, FileNotFoundError, OSError) as exc:
+        raise VocabularyError(
+            f"{ENV_VAR} is not set and the bundled vocabulary (package bpe-openai) is missing: "
+            f"{exc}. Install bpe-openai==0.1.4 or set {ENV_VAR} to a directory with {VOCAB_FILE}."
+        ) from exc
+    if hashlib.sha256(data).hexdigest() != VOCAB_SHA256:
+        raise VocabularyError("the vocabulary in bpe-openai has an unexpected SHA-256")
+    directory = _cache_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / VOCAB_FILE
+    if not target.exists() or _sha256(target) != VOCAB_SHA256:
+        partial = directory / f".{VOCAB_FILE}.{os.getpid()}"
+        partial.write_bytes(data)
+        partial.replace(target)
+    return directory
+
+
+def resolve_vocabulary() -> Path:
+    """Make sure ``TIKTOKEN_ENCODINGS_BASE`` names a verified vocabulary; return the directory."""
+    configured = os.environ.get(ENV_VAR)
+    directory = Path(configured) if configured else _extract_from_package()
+    path = directory / VOCAB_FILE
+    if not path.is_file():
+        raise VocabularyError(f"{ENV_VAR}={directory} has no {VOCAB_FILE}")
+    if _sha256(path) != VOCAB_SHA256:
+        raise VocabularyError(f"{path} has the wrong SHA-256 (expected {VOCAB_SHA256})")
+    os.environ[ENV_VAR] = str(directory)
+    return directory
+
+
+@dataclass(frozen=True, slots=True)
+class SpecialTokens:
+    start: int
+    channel: int
+    message: int
+    end: int
+    call: int
+    return_: int
+    constrain: int
+
+    @property
+    def message_ends(self) -> frozenset[int]:
+        return frozenset((self.end, self.call, self.return_))
+
+
+@dataclass(frozen=True)
+class Harmony:
+    """The loaded encoding plus the token ids the decoder and the engine need."""
+
+    encoding: object  # openai_harmony.HarmonyEncoding
+    special: SpecialTokens
+    stop_token_ids: tuple[int, ...]  # where an assistant turn ends: <|return|>, <|call|>
+
+    def encode_completion(self, text: str) -> list[int]:
+        """Tokens of raw Harmony text with the special tokens written literally."""
+        return self.encoding.encode(text, allowed_special="all")
+
+    def decode_text(self, token_ids: list[int]) -> str:
+        return self.encoding.decode_utf8(token_ids)
+
+
+@functools.cache
+def load_harmony() -> Harmony:
+    """Resolve the vocabulary offline and load the gpt-oss Harmony encoding (once per process)."""
+    resolve_vocabulary()
+    from openai_harmony import HarmonyEncodingName, load_harmony_encoding
+
+    try:
+        encoding = load_harmony_encoding(HarmonyEncodingName.HARMONY_GPT_OSS)
+    except Exception as exc:  # the Rust loader raises a bare HarmonyError
+        raise VocabularyError(f"loading the Harmony encoding failed: {exc}") from exc
+
+    def token(text: str) -> int:
+        (token_id,) = encoding.encode(text, allowed_special="all")
+        return token_id
+
+    special = SpecialTokens(
+        start=token("<|start|>"), channel=token("<|channel|>"), message=token("<|message|>"),
+        end=token("<|end|>"), call=token("<|call|>"), return_=token("<|return|>"),
+        constrain=token("<|constrain|>"),
+    )
+    return Harmony(
+        encoding=encoding,
+        special=special,
+        stop_token_ids=tuple(encoding.stop_tokens_for_assistant_actions()),
+    )

@@ -1,0 +1,115 @@
+"""The server's life: loading -> ready -> draining, or dead; admission and the watchdog.
+
+``/ready`` and ``/health`` read it; the chat route enters through ``admit``. A fatal condition
+(engine failed to load or died) calls ``on_fatal``, which makes the process exit non-zero so
+that Kubernetes restarts the pod.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+
+from server import metrics
+from server.config import Settings
+from server.errors import ServiceUnavailableError
+
+log = logging.getLogger(__name__)
+
+
+class Lifecycle:
+    def __init__(self, settings: Settings, on_fatal: Callable[[str], None]) -> None:
+        self.settings = settings
+        self.on_fatal = on_fatal
+        self.loaded = False
+        self.draining = False
+        self.dead_reason: str | None = None
+        self.in_flight = 0
+        self.queued = 0
+        self._slots = asyncio.Semaphore(settings.max_concurrent_requests)
+        self._last_progress = time.monotonic()
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    # -- health ---------------------------------------------------------------------------
+    def fatal(self, reason: str) -> None:
+        if self.dead_reason is None:
+            self.dead_reason = reason
+            log.error("fatal: %s; the server will exit", reason)
+            self.on_fatal(reason)
+
+    def stalled_for(self) -> float:
+        """Seconds with requests in flight and no token produced (0 when idle)."""
+        return time.monotonic() - self._last_progress if self.in_flight else 0.0
+
+    def progress(self) -> None:
+        self._last_progress = time.monotonic()
+
+    def live(self) -> tuple[bool, str]:
+        if self.dead_reason:
+            return False, f"dead: {self.dead_reason}"
+        if not self.loaded:
+            return False, "loading"
+        if self.stalled_for() > self.settings.watchdog_health_after:
+            return False, "stalled"
+        return True, "ok"
+
+    def ready(self) -> tuple[bool, str]:
+        alive, status = self.live()
+        if not alive:
+            return False, status
+        if self.draining:
+            return False, "draining"
+        if self.stalled_for() > self.settings.watchdog_ready_after:
+            return False, "stalled"
+        return True, "ok"
+
+    # -- admission ------------------------------------------------------------------------
+    def _refuse(self, why: str, message: str) -> ServiceUnavailableError:
+        metrics.REJECTED.labels(why).inc()
+        return ServiceUnavailableError(message, code=f"server_{why}", headers={"Retry-After": "1"})
+
+    @contextlib.asynccontextmanager
+    async def admit(self) -> AsyncIterator[None]:
+        """Hold a generation slot, waiting in the bounded queue if needed; 503 beyond it."""
+        if self.draining:
+            raise self._refuse("draining", "the server is shutting down; retry on another replica")
+        if not self.loaded or self.dead_reason:
+            raise self._refuse("unavailable", "the model is not ready; retry later")
+        if self._slots.locked() and self.queued >= self.settings.max_queued_requests:
+            raise self._refuse("overloaded", "the server is at capacity; retry later")
+        self.queued += 1
+        metrics.QUEUED.inc()
+        try:
+            await self._slots.acquire()
+        finally:
+            self.queued -= 1
+            metrics.QUEUED.dec()
+        if self.in_flight == 0:
+            self.progress()  # the watchdog measures from the first request after idling
+        self.in_flight += 1
+        self._idle.clear()
+        metrics.IN_FLIGHT.inc()
+        try:
+            yield
+        finally:
+            self.in_flight -= 1
+            metrics.IN_FLIGHT.dec()
+            self._slots.release()
+            if self.in_flight == 0:
+                self._idle.set()
+
+    async def drain(self) -> bool:
+        """Refuse new work and wait for in-flight requests; True if all finished in time."""
+        self.draining = True
+        log.info("draining: %d request(s) in flight, up to %.0fs",
+                 self.in_flight, self.settings.drain_timeout)
+        try:
+            async with asyncio.timeout(self.settings.drain_timeout):
+                await self._idle.wait()
+            return True
+        except TimeoutError:
+            return False

@@ -1,0 +1,264 @@
+"""One pipeline for every chat completion: validate -> render -> generate -> decode -> finish.
+
+``prepare`` checks and renders a request into a ``Completion`` (all errors here are 4xx before
+any engine call). ``events`` runs the generations (one per choice) and yields batches of events;
+streaming and non-streaming responses are both built from that one sequence (assemble.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import secrets
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, replace
+
+from server import metrics
+from server.config import Settings
+from server.engine.protocol import Engine, EngineDeadError, GenerationRequest, SamplingOptions
+from server.errors import (
+    ContextLengthExceededError,
+    InvalidRequestError,
+    ModelNotFoundError,
+    RequestTimeoutError,
+    ServiceUnavailableError,
+)
+from server.events import ContentDelta, Event, Finish
+from server.harmony.decode import ChoiceDecoder
+from server.harmony.encoding import Harmony
+from server.harmony.render import RenderOptions, render_prompt
+from server.limits import check_request, stop_strings
+from server.schemas.chat_request import EFFORT_ALIASES, CompletionCreateParams
+from server.stops import StopMatcher
+
+
+@dataclass(slots=True)
+class Completion:
+    """A validated, rendered request: everything generation needs."""
+
+    id: str
+    created: int
+    model: str
+    prompt: list[int]
+    n: int
+    options: SamplingOptions
+    stop_strings: list[str]
+    tools: list[str]
+    include_reasoning: bool
+    include_usage: bool
+    started: float
+
+
+def _effort(request: CompletionCreateParams, default: str) -> str:
+    raw = request.reasoning_effort or (request.reasoning.effort if request.reasoning else None)
+    if raw is None:
+        return default
+    effort = EFFORT_ALIASES.get(raw.lower())
+    if effort is None:
+        param = "reasoning_effort" if request.reasoning_effort else "reasoning.effort"
+        raise InvalidRequestError(
+            f"unknown reasoning effort '{raw}'; use low, medium or high", param=param)
+    return effort
+
+
+class Pipeline:
+    def __init__(self, settings: Settings, harmony: Harmony, engine: Engine,
+                 on_progress: Callable[[], None] = lambda: None) -> None:
+        self.settings = settings
+        self.harmony = harmony
+        self.engine = engine
+        self.on_progress = on_progress  # called at every engine step (the watchdog)
+        self.active: set[str] = set()  # engine request ids in flight (aborted on drain timeout)
+
+    def render(self, request: CompletionCreateParams) -> list[int]:
+        tools = [] if request.tool_choice == "none" else (request.tools or [])
+        options = RenderOptions(_effort(request, self.settings.reasoning_effort),
+                                self.settings.harmony_date)
+        return render_prompt(self.harmony, request.messages, tools, options)
+
+    def check_prompt(self, prompt: list[int]) -> int:
+        """Raise unless the prompt fits the context and the vocabulary; return tokens left."""
+        limit = self.engine.max_model_len
+        if len(prompt) >= limit:
+            raise ContextLengthExceededError(
+                f"this model's maximum context length is {limit} tokens; the messages "
+                f"rendered to {len(prompt)} tokens", param="messages")
+        vocab = self.engine.vocab_size
+        if any(t >= vocab or t < 0 for t in prompt):  # such an id would crash vLLM
+            raise InvalidRequestError("the prompt has a token outside the model's vocabulary",
+                                      param="messages")
+        return limit - len(prompt)
+
+    def prepare(self, request: CompletionCreateParams, api_key: str | None = None) -> Completion:
+        if request.model not in self.settings.served_model_name:
+            raise ModelNotFoundError(f"the model '{request.model}' does not exist",
+                                     param="model")
+        logit_bias = check_request(request, self.settings, self.engine.vocab_size)
+        prompt = self.render(request)
+        room = self.check_prompt(prompt)
+        wanted = request.max_completion_tokens or request.max_tokens
+        options = SamplingOptions(
+            # max_tokens beyond the context is capped to what fits (finish_reason "length").
+            max_tokens=min(wanted, room) if wanted else room,
+            stop_token_ids=self.harmony.stop_token_ids,
+            temperature=1.0 if request.temperature is None else request.temperature,
+            top_p=1.0 if request.top_p is None else request.top_p,
+            top_k=0 if request.top_k in (None, -1) else request.top_k,
+            min_p=request.min_p or 0.0,
+            presence_penalty=request.presence_penalty or 0.0,
+            frequency_penalty=request.frequency_penalty or 0.0,
+            seed=request.seed,
+            logit_bias=logit_bias,
+            cache_salt=self._cache_salt(api_key),
+        )
+        include_reasoning = request.include_reasoning is not False and not (
+            request.reasoning is not None and request.reasoning.exclude)
+        return Completion(
+            id="chatcmpl-" + secrets.token_hex(16),
+            created=int(time.time()),
+            model=request.model,
+            prompt=prompt,
+            n=request.n or 1,
+            options=options,
+            stop_strings=stop_strings(request),
+            tools=[t.function.name for t in request.tools or ()],
+            include_reasoning=include_reasoning,
+            include_usage=bool(request.stream_options and request.stream_options.include_usage),
+            started=time.monotonic(),
+        )
+
+    def _cache_salt(self, api_key: str | None) -> str | None:
+        if not (self.settings.cache_salt_per_key and api_key):
+            return None
+        return hashlib.sha256(api_key.encode()).hexdigest()[:32]
+
+    async def events(self, completion: Completion) -> AsyncIterator[list[Event]]:
+        """Batches of events of all choices, interleaved as they are generated."""
+        deadline = completion.started + self.settings.request_timeout
+        if completion.n == 1:
+            async for batch in self._choice(completion, 0, deadline):
+                yield batch
+            return
+        queue: asyncio.Queue = asyncio.Queue()
+
+        async def pump(choice: int) -> None:
+            try:
+                async for batch in self._choice(completion, choice, deadline):
+                    await queue.put(batch)
+            except BaseException as exc:  # handed to the consumer, which re-raises it
+                await queue.put(exc)
+                return
+            await queue.put(None)
+
+        tasks = [asyncio.create_task(pump(i)) for i in range(completion.n)]
+        try:
+            remaining = completion.n
+            while remaining:
+                item = await queue.get()
+                if item is None:
+                    remaining -= 1
+                elif isinstance(item, BaseException):
+                    raise item
+                else:
+                    yield item
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _choice(self, completion: Completion, choice: int,
+                      deadline: float) -> AsyncIterator[list[Event]]:
+        options = completion.options
+        if options.seed is not None and choice:
+            options = replace(options, seed=options.seed + choice)
+        request = GenerationRequest(f"{completion.id}-{choice}", completion.prompt, options)
+        decoder = ChoiceDecoder(self.harmony, choice, completion.tools)
+        stopper = StopMatcher(completion.stop_strings) if completion.stop_strings else None
+        interval = self.settings.stream_interval
+        idle = self.settings.stream_idle_timeout
+        engine_reason: str | None = None
+        pending: list[Event] = []
+        unsent_tokens = 0
+        last_step = None
+        stream = self.engine.generate(request)
+        self.active.add(request.request_id)
+        try:
+            while engine_reason is None:
+                timeout = min(idle, deadline - time.monotonic())
+                try:
+                    async with asyncio.timeout(timeout):
+                        delta = await anext(stream, None)
+                except TimeoutError:
+                    raise self._timeout(deadline) from None
+                now = time.monotonic()
+                if last_step is None:
+                    metrics.TIME_TO_FIRST_TOKEN.observe(now - completion.started)
+                else:
+                    metrics.INTER_TOKEN_LATENCY.observe(now - last_step)
+                last_step = now
+                self.on_progress()
+                if delta is None:
+                    engine_reason = "stop"
+                    break
+                if delta.finish_reason == "abort":
+                    raise ServiceUnavailableError("the request was aborted by the server")
+                decoder.feed(delta.token_ids, pending)
+                unsent_tokens += len(delta.token_ids)
+                engine_reason = delta.finish_reason
+                if stopper is not None and _apply_stop(stopper, pending, choice):
+                    metrics.ABORTS.labels("stop_string").inc()
+                    engine_reason = "stop"
+                elif decoder.failed:
+                    metrics.HARMONY_PARSE_ERRORS.inc()
+                    engine_reason = "stop"
+                if pending and (unsent_tokens >= interval or engine_reason):
+                    yield pending
+                    pending, unsent_tokens = [], 0
+        except EngineDeadError as exc:
+            raise ServiceUnavailableError(f"the engine is not available: {exc}") from exc
+        finally:
+            self.active.discard(request.request_id)
+            await stream.aclose()  # before the engine finished: this aborts the request
+        tail = [ContentDelta(choice, stopper.flush())] if stopper is not None else []
+        finish = decoder.finish(engine_reason, len(completion.prompt))
+        _count_usage(finish, choice)
+        yield [*pending, *(t for t in tail if t.text), finish]
+
+    def _timeout(self, deadline: float) -> Exception:
+        if time.monotonic() >= deadline:
+            metrics.ABORTS.labels("request_timeout").inc()
+            return RequestTimeoutError("the request took longer than the server allows")
+        metrics.ABORTS.labels("stream_idle_timeout").inc()
+        return RequestTimeoutError("the engine produced no token within the idle timeout")
+
+
+def _apply_stop(stopper: StopMatcher, events: list[Event], choice: int) -> bool:
+    """Run content deltas through the stop matcher in place; True if a stop string was hit.
+
+    Held-back text is released when a non-content event (reasoning, a tool call) follows.
+    """
+    out: list[Event] = []
+    hit = False
+    for event in events:
+        if isinstance(event, ContentDelta):
+            text, hit = stopper.feed(event.text)
+            if text:
+                out.append(ContentDelta(choice, text))
+            if hit:
+                break
+        else:
+            held = stopper.flush()
+            if held:
+                out.append(ContentDelta(choice, held))
+            out.append(event)
+    events[:] = out
+    return hit
+
+
+def _count_usage(finish: Finish, choice: int) -> None:
+    if choice == 0:
+        metrics.PROMPT_TOKENS.inc(finish.usage.prompt_tokens)
+    metrics.COMPLETION_TOKENS.inc(finish.usage.completion_tokens)
+    metrics.REASONING_TOKENS.inc(finish.usage.reasoning_tokens)
+

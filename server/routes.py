@@ -1,0 +1,97 @@
+"""Thin HTTP handlers: no Harmony here, only the pipeline, assemblers and lifecycle."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+
+from server import metrics
+from server.assemble import collect, reasoning_fields, to_chunks
+from server.errors import ModelNotFoundError
+from server.schemas.chat_request import CompletionCreateParams
+from server.schemas.chat_response import ChatCompletion, ChatCompletionChunk, Model, ModelList
+from server.schemas.tokenize import TokenizeRequest, TokenizeResponse
+from server.sse import EventStreamResponse, run_until_disconnect
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+
+_STREAM_DOC = {200: {"content": {"text/event-stream": {"schema": ChatCompletionChunk.model_json_schema()}},
+                     "description": "A ChatCompletion, or with stream=true an SSE stream of chunks."}}
+
+
+def _probe(ok_status: tuple[bool, str]) -> JSONResponse:
+    ok, status = ok_status
+    return JSONResponse({"status": status}, status_code=200 if ok else 503)
+
+
+@router.get("/health", include_in_schema=False)
+async def health(request: Request) -> JSONResponse:
+    return _probe(request.app.state.lifecycle.live())
+
+
+@router.get("/ready", include_in_schema=False)
+async def ready(request: Request) -> JSONResponse:
+    return _probe(request.app.state.lifecycle.ready())
+
+
+@router.get("/metrics", include_in_schema=False)
+async def prometheus_metrics(request: Request) -> Response:
+    stats = request.app.state.engine.stats()
+    metrics.ENGINE_RUNNING.set(stats.running)
+    metrics.ENGINE_WAITING.set(stats.waiting)
+    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+
+def _models(request: Request) -> list[Model]:
+    state = request.app.state
+    return [Model(id=name, created=state.started, owned_by="gpt-oss-server",
+                  max_model_len=state.engine.max_model_len)
+            for name in state.settings.served_model_name]
+
+
+@router.get("/v1/models", response_model=ModelList)
+async def list_models(request: Request) -> ModelList:
+    return ModelList(data=_models(request))
+
+
+@router.get("/v1/models/{model:path}", response_model=Model)
+async def retrieve_model(model: str, request: Request) -> Model:
+    for entry in _models(request):
+        if entry.id == model:
+            return entry
+    raise ModelNotFoundError(f"the model '{model}' does not exist", param="model")
+
+
+@router.post("/tokenize", response_model=TokenizeResponse)
+async def tokenize(body: TokenizeRequest, request: Request) -> TokenizeResponse:
+    state = request.app.state
+    tokens = state.pipeline.render(body.as_chat_request())
+    return TokenizeResponse(count=len(tokens), max_model_len=state.engine.max_model_len,
+                            tokens=tokens, prompt=state.harmony.decode_text(tokens))
+
+
+@router.post("/v1/chat/completions", response_model=ChatCompletion, responses=_STREAM_DOC)
+async def chat_completions(body: CompletionCreateParams, request: Request):
+    state = request.app.state
+    if body.model_extra:
+        log.info("ignored unknown request fields: %s", sorted(body.model_extra))
+    completion = state.pipeline.prepare(body, request.scope["state"].get("api_key"))
+    request.scope["state"]["prompt_tokens"] = len(completion.prompt)
+    fields = reasoning_fields(state.settings.reasoning_field, completion.include_reasoning)
+    cleanup = contextlib.AsyncExitStack()
+    async with cleanup:
+        await cleanup.enter_async_context(state.lifecycle.admit())
+        events = state.pipeline.events(completion)
+        if not body.stream:
+            result = await run_until_disconnect(collect(completion, events, fields), request.receive)
+            request.scope["state"]["completion_tokens"] = result["usage"]["completion_tokens"]
+            return JSONResponse(result)
+        chunks = to_chunks(completion, events, fields)
+        first = await anext(chunks)  # before the 200: early errors keep their status
+        response = EventStreamResponse(first, chunks, cleanup.pop_all(), {})
+    return response

@@ -1,0 +1,1 @@
+"""Request and response models, named after openai-python's types."""

@@ -1,0 +1,96 @@
+"""Server-sent events: framing, disconnect detection, and the error frame after the 200.
+
+The route pulls the first chunk before building this response, so failures before any output
+(bad prompt, overload, dead engine) still get real HTTP statuses. After the 200, an error
+becomes one ``data: {"error": ...}`` frame followed by ``data: [DONE]``. A client that goes
+away cancels the body iterator, which aborts the engine request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import orjson
+from starlette.responses import Response
+
+from server import metrics
+from server.errors import APIError, ServerError
+
+log = logging.getLogger(__name__)
+
+DONE = b"data: [DONE]\n\n"
+
+
+class ClientDisconnected(Exception):
+    pass
+
+
+def error_frame(error: APIError) -> bytes:
+    return b"data: " + orjson.dumps(error.body()) + b"\n\n"
+
+
+async def watch_disconnect(receive: Callable[[], Awaitable[dict]]) -> None:
+    """Return when the client disconnects (the request body was already read)."""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+
+
+async def run_until_disconnect(work: Awaitable, receive: Callable[[], Awaitable[dict]]):
+    """Await ``work``; if the client disconnects first, cancel it and raise ClientDisconnected."""
+    task = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(watch_disconnect(receive))
+    try:
+        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+        if not task.done():
+            task.cancel()
+            metrics.ABORTS.labels("client_disconnect").inc()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            raise ClientDisconnected
+    return task.result()
+
+
+class EventStreamResponse(Response):
+    """An ASGI response streaming ``first`` then ``rest``, closing ``cleanup`` at the end."""
+
+    def __init__(self, first: bytes, rest: AsyncIterator[bytes],  # noqa: super() not called
+                 cleanup: contextlib.AsyncExitStack, headers: dict[str, str]) -> None:
+        self.first = first
+        self.rest = rest
+        self.cleanup = cleanup
+        self.background = None
+        self.extra_headers = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+
+    async def __call__(self, scope, receive, send) -> None:
+        headers = [(b"content-type", b"text/event-stream; charset=utf-8"),
+                   (b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no"), *self.extra_headers]
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            await run_until_disconnect(self._send_body(send), receive)
+        except (ClientDisconnected, OSError):
+            pass  # the client went away: closing the iterators below aborts the generation
+        finally:
+            await self.rest.aclose()
+            await self.cleanup.aclose()
+
+    async def _send_body(self, send) -> None:
+        async def emit(data: bytes) -> None:
+            await send({"type": "http.response.body", "body": data, "more_body": True})
+
+        await emit(self.first)
+        try:
+            async for chunk in self.rest:
+                await emit(chunk)
+        except APIError as exc:
+            await emit(error_frame(exc))
+        except Exception:
+            log.exception("stream failed after the response started")
+            await emit(error_frame(ServerError("the server failed while streaming")))
+        await send({"type": "http.response.body", "body": DONE, "more_body": False})
