@@ -165,9 +165,6 @@ app.kubernetes.io/component: server
 {{- if and .Values.metrics.protect .Values.metrics.serviceMonitor.enabled (not .Values.metrics.serviceMonitor.authorization.secretName) }}
 {{- fail "metrics.protect with metrics.serviceMonitor.enabled needs metrics.serviceMonitor.authorization.secretName/secretKey (one bearer token for Prometheus)" }}
 {{- end }}
-{{- if and .Values.podDisruptionBudget.enabled (not (kindIs "invalid" .Values.podDisruptionBudget.minAvailable)) (not (kindIs "invalid" .Values.podDisruptionBudget.maxUnavailable)) }}
-{{- fail "podDisruptionBudget: set only one of maxUnavailable and minAvailable (null the other)" }}
-{{- end }}
 {{- if and (eq (int .Values.rollingUpdate.maxSurge) 0) (eq (int .Values.rollingUpdate.maxUnavailable) 0) }}
 {{- fail "rollingUpdate: maxSurge and maxUnavailable cannot both be 0" }}
 {{- end }}
