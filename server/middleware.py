@@ -92,7 +92,13 @@ class EdgeMiddleware:
                 await send_error(send, error, request_id)
                 status = error.status
                 return
-            await self.app(scope, self._limited(receive), send_with_id)
+            body = await self._read_body(receive)
+            if body is None:
+                error = PayloadTooLargeError(f"the request body exceeds {self.max_body} bytes")
+                await send_error(send, error, request_id)
+                status = error.status
+                return
+            await self.app(scope, self._replay(body, receive), send_with_id)
         finally:
             self._record(scope, status, started, request_id)
 
@@ -111,21 +117,33 @@ class EdgeMiddleware:
             return PayloadTooLargeError(f"the request body exceeds {self.max_body} bytes")
         return None
 
-    def _limited(self, receive):
-        """Count body bytes as they arrive (chunked uploads have no Content-Length)."""
-        received = 0
-        limit = self.max_body
-
-        async def receive_limited():
-            nonlocal received
+    async def _read_body(self, receive) -> bytes | None:
+        """The whole body, or None once it passes the limit (chunked uploads included)."""
+        chunks, size = [], 0
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    raise PayloadTooLargeError(f"the request body exceeds {limit} bytes")
-            return message
+            if message["type"] != "http.request":
+                return b"".join(chunks)  # disconnected: the app will see it
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > self.max_body:
+                return None
+            if not message.get("more_body", False):
+                return b"".join(chunks)
 
-        return receive_limited
+    @staticmethod
+    def _replay(body: bytes, receive):
+        """Hand the buffered body to the app, then pass on later messages (disconnects)."""
+        sent = False
+
+        async def replay():
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        return replay
 
     @staticmethod
     def _record(scope, status: int, started: float, request_id: str) -> None:

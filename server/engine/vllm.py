@@ -1,0 +1,231 @@
+"""The real engine: vLLM's in-process ``AsyncLLM`` (vllm.v1), the same code on GPUs and on CPU.
+
+Decisions (see also the README):
+
+- **Engine flags.** ``--engine vllm`` hands every flag our parser does not know to vLLM's own
+  parser (``AsyncEngineArgs.add_cli_args``), so every vLLM engine flag works unchanged
+  (``--tensor-parallel-size``, ``--gpu-memory-utilization``, ``--max-num-seqs``,
+  ``--kv-cache-dtype``, ``--load-format``, ``--enforce-eager`` ...). The command line vLLM sees is
+  ``--model <resolved> <built-in defaults> [--max-model-len N] <user flags>``: later flags win, so
+  user flags override the defaults of built-in models (server.models.builtin). A flag that is
+  neither ours nor a vLLM engine flag stops start-up with exit status 2 and a clear message.
+- **No vLLM tokenizer** (``skip_tokenizer_init=True`` unless the user passes
+  ``--no-skip-tokenizer-init``). Prompts are rendered by Harmony to token ids
+  (``TokensPrompt``) and output is read as token ids (``detokenize=False``); the Harmony decoder
+  turns them into text. So models that ship no tokenizer (the tiny ones) work, real checkpoints
+  work the same, and no text is detokenized twice.
+- **Context.** ``max_model_len`` and ``vocab_size`` (the model's ``hf_config.vocab_size``) come
+  from vLLM's model config once the engine has started. The pipeline rejects prompts that do not
+  fit (400 ``context_length_exceeded``) or hold an id outside the vocabulary (such an id would
+  kill vLLM's engine), and caps ``max_tokens`` to the context left (finish_reason ``length``).
+- **Start.** ``AsyncLLM`` is built in a worker thread, so the event loop keeps answering
+  ``/health`` and ``/ready`` (503) while the model loads.
+- **Cancellation.** Closing or cancelling ``generate()`` aborts the request in vLLM (vLLM's own
+  generator aborts on cancellation; we abort again by id if the request had not finished).
+- **Death.** vLLM's ``EngineDeadError`` (and any failure while the engine is ``errored``) becomes
+  ``server.engine.protocol.EngineDeadError``; ``is_dead`` is vLLM's ``errored`` flag.
+- **Stats.** running/waiting come from the scheduler stats of the last engine step (a stat logger
+  we register), bounded by the requests vLLM still tracks; vLLM's own ``vllm:*`` Prometheus series
+  land in the default registry, so they show on our ``/metrics``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import AsyncIterator
+from typing import Any
+
+from server.config import Settings
+from server.engine.protocol import EngineDeadError, EngineStats, GenerationRequest, TokenDelta
+from server.models.builtin import resolve_model
+
+log = logging.getLogger("server.engine.vllm")
+
+_FINISH_REASONS = {"stop": "stop", "length": "length", "abort": "abort"}
+
+
+class EngineArgsError(ValueError):
+    """A flag that neither the server nor vLLM's engine knows."""
+
+
+def build_engine_args(settings: Settings):
+    """vLLM's ``AsyncEngineArgs`` from the settings, parsed by vLLM's own argument parser."""
+    from vllm.engine.arg_utils import AsyncEngineArgs
+    from vllm.utils.argparse_utils import FlexibleArgumentParser
+
+    model, defaults = resolve_model(settings.model)
+    argv = ["--model", model, *defaults]
+    if settings.max_model_len is not None:
+        argv += ["--max-model-len", str(settings.max_model_len)]
+    argv += settings.engine_args
+    parser = FlexibleArgumentParser(prog="gpt-oss-server (vLLM engine flags)")
+    parser = AsyncEngineArgs.add_cli_args(parser)
+    if "--skip-tokenizer-init" not in parser._option_string_actions:  # pragma: no cover
+        raise RuntimeError("this vLLM has no --skip-tokenizer-init")
+    parser.set_defaults(skip_tokenizer_init=True)
+    namespace, unknown = parser.parse_known_args(argv)
+    if unknown:
+        raise EngineArgsError(
+            f"unrecognized arguments: {' '.join(unknown)} (neither a server flag, see "
+            "`python -m server --help`, nor a vLLM engine flag)")
+    return AsyncEngineArgs.from_cli_args(namespace)
+
+
+class _SchedulerStatsLogger:
+    """A vLLM stat logger that only keeps the latest running/waiting counts."""
+
+    running = 0
+    waiting = 0
+
+    def __init__(self, vllm_config: Any = None, engine_index: int = 0) -> None:
+        pass
+
+    def record(self, scheduler_stats, iteration_stats, mm_cache_stats=None,
+               engine_idx: int = 0) -> None:
+        if scheduler_stats is not None:
+            type(self).running = scheduler_stats.num_running_reqs
+            type(self).waiting = scheduler_stats.num_waiting_reqs
+
+    def log_engine_initialized(self) -> None:
+        pass
+
+    def log(self) -> None:
+        pass
+
+    def record_sleep_state(self, is_awake: int, level: int) -> None:
+        pass
+
+
+class VLLMEngine:
+    def __init__(self, engine_args: Any) -> None:
+        self._engine_args = engine_args
+        self._llm: Any = None
+        self._max_model_len = 0
+        self._vocab_size = 0
+        self._stats = type("_Stats", (_SchedulerStatsLogger,), {})  # per-engine counters
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> VLLMEngine:
+        try:
+            engine_args = build_engine_args(settings)
+        except EngineArgsError as exc:
+            print(f"gpt-oss-server: error: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
+        return cls(engine_args)
+
+    @property
+    def max_model_len(self) -> int:
+        return self._max_model_len
+
+    @property
+    def vocab_size(self) -> int:
+        return self._vocab_size
+
+    @property
+    def is_dead(self) -> bool:
+        return self._llm is not None and bool(self._llm.errored)
+
+    async def start(self) -> None:
+        from vllm.v1.engine.async_llm import AsyncLLM
+
+        def build() -> Any:
+            from vllm.usage.usage_lib import UsageContext
+
+            vllm_config = self._engine_args.create_engine_config(UsageContext.OPENAI_API_SERVER)
+            from vllm.v1.executor import Executor
+
+            return AsyncLLM(
+                vllm_config=vllm_config,
+                executor_class=Executor.get_class(vllm_config),
+                log_requests=self._engine_args.enable_log_requests,
+                log_stats=not self._engine_args.disable_log_stats,
+                usage_context=UsageContext.OPENAI_API_SERVER,
+                stat_loggers=[self._stats],
+            )
+
+        os.environ.setdefault("VLLM_NO_USAGE_STATS", "1")
+        self._llm = await asyncio.to_thread(build)
+        model_config = self._llm.model_config
+        self._max_model_len = int(model_config.max_model_len)
+        self._vocab_size = int(model_config.get_vocab_size())
+
+    async def shutdown(self) -> None:
+        if self._llm is not None:
+            self._llm.shutdown()
+
+    def stats(self) -> EngineStats:
+        if self._llm is None:
+            return EngineStats(0, 0)
+        tracked = self._llm.output_processor.get_num_unfinished_requests()
+        if tracked == 0:
+            return EngineStats(0, 0)
+        running = min(self._stats.running, tracked)
+        waiting = min(self._stats.waiting, tracked - running)
+        return EngineStats(running, waiting)
+
+    async def abort(self, request_id: str) -> None:
+        if self._llm is not None and not self._llm.errored:
+            await self._llm.abort(request_id)
+
+    def _sampling_params(self, request: GenerationRequest):
+        from vllm import SamplingParams
+        from vllm.sampling_params import RequestOutputKind
+
+        o = request.options
+        return SamplingParams(
+            n=1,
+            max_tokens=o.max_tokens,
+            temperature=o.temperature,
+            top_p=o.top_p,
+            top_k=o.top_k,
+            min_p=o.min_p,
+            presence_penalty=o.presence_penalty,
+            frequency_penalty=o.frequency_penalty,
+            seed=o.seed,
+            logit_bias=dict(o.logit_bias) or None,
+            stop_token_ids=list(o.stop_token_ids),
+            detokenize=False,
+            skip_special_tokens=False,
+            output_kind=RequestOutputKind.DELTA,
+        )
+
+    async def generate(self, request: GenerationRequest) -> AsyncIterator[TokenDelta]:
+        from vllm.v1.engine.exceptions import EngineDeadError as VLLMEngineDeadError
+
+        if self._llm is None:
+            raise EngineDeadError("the engine has not started")
+        prompt: dict[str, Any] = {"prompt_token_ids": list(request.prompt_token_ids)}
+        if request.options.cache_salt:
+            prompt["cache_salt"] = request.options.cache_salt
+        finished = False
+        outputs = self._llm.generate(prompt, self._sampling_params(request), request.request_id)
+        try:
+            async for output in outputs:
+                completion = output.outputs[0]
+                reason = None
+                if output.finished:
+                    finished = True
+                    reason = _FINISH_REASONS.get(completion.finish_reason or "abort", "abort")
+                yield TokenDelta(list(completion.token_ids), reason)
+                if finished:
+                    return
+        except VLLMEngineDeadError as exc:
+            finished = True
+            raise EngineDeadError(f"vLLM engine died: {exc}") from exc
+        except (asyncio.CancelledError, GeneratorExit):
+            raise
+        except Exception as exc:
+            if self._llm.errored:
+                finished = True
+                raise EngineDeadError(f"vLLM engine died: {exc!r}") from exc
+            raise
+        finally:
+            await outputs.aclose()  # vLLM aborts a request whose generator is closed early
+            if not finished and not self._llm.errored:
+                try:
+                    await self._llm.abort(request.request_id)
+                except Exception:  # noqa: BLE001 - best effort; vLLM already aborted it
+                    log.debug("abort of %s failed", request.request_id, exc_info=True)

@@ -1,0 +1,405 @@
+"""Train the tiny gpt-oss ("gpt-oss-tiny") to answer a few kinds of prompts in well-formed Harmony.
+
+``python -m server.models.train --out server/models/artifacts/gpt-oss-tiny.safetensors.gz``
+
+The data is rendered by the server's own Harmony renderer (``server.harmony.render``) from
+pydantic request models, so the model learns exactly the prompts the server sends to the engine.
+Completions are raw Harmony text (special tokens written literally). Kinds:
+
+- ``add``: "What is 12 plus 30?" -> analysis reasoning, then the final answer "42";
+- ``capital``: "What is the capital of France?" -> analysis, then "The capital of France is Paris.";
+- ``weather``: the same with a declared ``get_weather`` function tool -> analysis, then
+  ``<|channel|>commentary to=functions.get_weather <|constrain|>json<|message|>{"city": "Paris"}<|call|>``;
+- ``weather_result``: the continuation after the tool result -> analysis, then
+  "It is 18°C and sunny in Paris.";
+- ``chat``: greetings answered with analysis then a fixed final answer.
+
+The system message's reasoning effort (low/medium/high) and date vary, as do phrasings, the
+presence of a system prompt, tool descriptions, a previous turn and whether the client echoes the
+reasoning of the tool call back. Some cities (weather kinds) and addition pairs are held out for the
+end-to-end tests (``HELDOUT_*``).
+
+Training uses an exact restricted-vocabulary loss: every output row of a token that never occurs in
+the data stays zero, so those logits are 0 and the full 201,088-way cross-entropy equals the
+cross-entropy over the used tokens plus one extra logit ``log(V - |used|)``. The model is trained in
+compact form (vocabulary = used tokens) and stored as such (``server.models.artifact``); the full
+model directory is expanded from it at load time.
+
+Deterministic: fixed seeds, ``torch.use_deterministic_algorithms(True)`` and a fixed thread count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import random
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+SEED = 1234
+THREADS = 2
+
+# --- the data's vocabulary of facts -------------------------------------------------------------
+
+CAPITALS = {
+    "France": "Paris", "Germany": "Berlin", "Italy": "Rome", "Spain": "Madrid",
+    "Portugal": "Lisbon", "Austria": "Vienna", "Poland": "Warsaw", "Greece": "Athens",
+    "Norway": "Oslo", "Sweden": "Stockholm", "Finland": "Helsinki", "Denmark": "Copenhagen",
+    "Ireland": "Dublin", "Belgium": "Brussels", "the Netherlands": "Amsterdam",
+    "Hungary": "Budapest", "the Czech Republic": "Prague", "Japan": "Tokyo",
+    "China": "Beijing", "South Korea": "Seoul", "Thailand": "Bangkok", "Egypt": "Cairo",
+    "Kenya": "Nairobi", "Peru": "Lima", "Chile": "Santiago", "Argentina": "Buenos Aires",
+    "Russia": "Moscow", "Turkey": "Ankara", "Canada": "Ottawa", "Mexico": "Mexico City",
+    "the United Kingdom": "London", "Australia": "Canberra", "India": "New Delhi",
+    "Cuba": "Havana", "Iceland": "Reykjavik", "Switzerland": "Bern",
+}
+# Weather cities: every capital plus a few others. The held-out ones never occur in the weather
+# kinds; their tokens are learned from the capital kind, so the copy into the tool call generalises.
+EXTRA_CITIES = ["Sydney", "Toronto", "Barcelona", "Munich", "Milan", "Osaka", "Chicago",
+                "Boston", "Seattle", "Lyon"]
+HELDOUT_WEATHER_CITIES = ["Madrid", "Vienna", "Oslo", "Lima", "Cairo", "Prague"]
+WEATHER_CITIES = [c for c in list(CAPITALS.values()) + EXTRA_CITIES
+                  if c not in HELDOUT_WEATHER_CITIES]
+CONDITIONS = ["sunny", "cloudy", "rainy", "windy", "snowy", "foggy"]
+TEMPERATURES = list(range(-5, 36))
+
+ADD_MAX = 25  # operands 1..ADD_MAX
+
+
+def _heldout_pair(a: int, b: int) -> bool:
+    return (a * 7 + b * 13) % 11 == 0
+
+
+HELDOUT_ADD_PAIRS = [(a, b) for a in range(1, ADD_MAX + 1) for b in range(1, ADD_MAX + 1)
+                     if _heldout_pair(a, b)]
+TRAIN_ADD_PAIRS = [(a, b) for a in range(1, ADD_MAX + 1) for b in range(1, ADD_MAX + 1)
+                   if not _heldout_pair(a, b)]
+
+WEATHER_PARAMETERS = {
+    "type": "object",
+    "properties": {"city": {"type": "string"}},
+    "required": ["city"],
+}
+WEATHER_DESCRIPTIONS = [
+    "Get the current weather for a city.",
+    "Get the current weather in a given city.",
+    "Look up the weather.",
+    "Returns the current temperature and conditions for a city.",
+    "",
+]
+SYSTEM_PROMPTS = [None, None, "You are a helpful assistant.", "You are a concise assistant.",
+                  "Answer briefly."]
+EFFORTS = ["low", "medium", "high"]
+
+ADD_QUESTIONS = ["What is {a} plus {b}?", "What is {a} + {b}?", "How much is {a} plus {b}?",
+                 "Add {a} and {b}.", "Compute {a} + {b}.", "what is {a} plus {b}",
+                 "Please add {a} and {b}.", "What's {a} plus {b}?"]
+CAPITAL_QUESTIONS = ["What is the capital of {c}?", "What's the capital of {c}?",
+                     "Which city is the capital of {c}?", "Name the capital of {c}.",
+                     "capital of {c}?", "Tell me the capital of {c}."]
+WEATHER_QUESTIONS = ["What is the weather in {c}?", "What's the weather in {c}?",
+                     "What is the weather like in {c} today?", "How is the weather in {c}?",
+                     "Is it sunny in {c}?", "weather in {c}?", "Tell me the weather in {c}.",
+                     "Check the weather in {c} for me."]
+CHATS = [
+    ("Hello!", "The user greets me. I should greet back and offer help.",
+     "Hello! How can I help you today?"),
+    ("Hi", "The user greets me. I should greet back and offer help.",
+     "Hello! How can I help you today?"),
+    ("Hey there", "The user greets me. I should greet back and offer help.",
+     "Hello! How can I help you today?"),
+    ("Who are you?", "The user asks who I am. I am a small assistant.",
+     "I am a tiny assistant. I can add numbers, name capitals and check the weather."),
+    ("What can you do?", "The user asks what I can do.",
+     "I am a tiny assistant. I can add numbers, name capitals and check the weather."),
+    ("Thanks!", "The user thanks me. I should reply politely.", "You are welcome!"),
+    ("Thank you", "The user thanks me. I should reply politely.", "You are welcome!"),
+]
+
+
+# --- expected outputs (shared with the end-to-end tests) ----------------------------------------
+
+def add_answer(a: int, b: int) -> str:
+    return str(a + b)
+
+
+def capital_answer(country: str) -> str:
+    return f"The capital of {country} is {CAPITALS[country]}."
+
+
+def weather_arguments(city: str) -> str:
+    return '{"city": "' + city + '"}'
+
+
+def weather_result(temperature: int, condition: str) -> str:
+    return '{"temperature": ' + str(temperature) + ', "condition": "' + condition + '"}'
+
+
+def weather_answer(city: str, temperature: int, condition: str) -> str:
+    return f"It is {temperature}°C and {condition} in {city}."
+
+
+def _add_reasoning(a: int, b: int, effort: str) -> str:
+    if effort == "low":
+        return f"{a} + {b} = {a + b}."
+    if effort == "medium":
+        return f"The user asks for {a} plus {b}. {a} + {b} = {a + b}."
+    return (f"The user wants the sum of {a} and {b}. Adding them: {a} + {b} = {a + b}. "
+            f"The answer is {a + b}.")
+
+
+def _capital_reasoning(country: str, effort: str) -> str:
+    city = CAPITALS[country]
+    if effort == "low":
+        return f"Capital of {country}: {city}."
+    return f"The user asks for the capital of {country}. The capital of {country} is {city}."
+
+
+def _weather_reasoning(city: str, effort: str) -> str:
+    if effort == "low":
+        return f"Call get_weather for {city}."
+    return f"The user asks about the weather in {city}. I should call get_weather with {city}."
+
+
+def _result_reasoning(city: str, temperature: int, condition: str, effort: str) -> str:
+    if effort == "low":
+        return f"{temperature}°C, {condition}."
+    return f"The tool says it is {temperature}°C and {condition} in {city}. I can answer now."
+
+
+def harmony_completion(reasoning: str, final: str | None = None,
+                       call: tuple[str, str] | None = None) -> str:
+    """Raw Harmony text the model writes after ``<|start|>assistant``."""
+    text = f"<|channel|>analysis<|message|>{reasoning}<|end|><|start|>assistant"
+    if call is not None:
+        name, arguments = call
+        return text + (f"<|channel|>commentary to=functions.{name} <|constrain|>json"
+                       f"<|message|>{arguments}<|call|>")
+    return text + f"<|channel|>final<|message|>{final}<|return|>"
+
+
+# --- data generation ----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Example:
+    kind: str
+    request: dict  # the chat completion request body (messages, tools)
+    effort: str
+    date: str
+    completion: str  # raw Harmony text
+
+
+def weather_tool(description: str = "Get the current weather for a city.") -> dict:
+    function: dict = {"name": "get_weather", "parameters": WEATHER_PARAMETERS}
+    if description:
+        function["description"] = description
+    return {"type": "function", "function": function}
+
+
+def _date(rng: random.Random) -> str:
+    return f"{rng.randint(2024, 2027)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
+
+
+def _head(rng: random.Random) -> list[dict]:
+    system = rng.choice(SYSTEM_PROMPTS)
+    return [] if system is None else [{"role": "system", "content": system}]
+
+
+def _previous_turn(rng: random.Random) -> list[dict]:
+    """An earlier exchange (its reasoning is dropped by the renderer), sometimes."""
+    if rng.random() > 0.15:
+        return []
+    a, b = rng.choice(TRAIN_ADD_PAIRS)
+    country = rng.choice(sorted(CAPITALS))
+    question, answer = rng.choice([
+        (rng.choice(ADD_QUESTIONS).format(a=a, b=b), add_answer(a, b)),
+        (rng.choice(CAPITAL_QUESTIONS).format(c=country), capital_answer(country)),
+        (CHATS[0][0], CHATS[0][2]),
+    ])
+    return [{"role": "user", "content": question},
+            {"role": "assistant", "content": answer}]
+
+
+def make_example(rng: random.Random, kind: str) -> Example:
+    effort = rng.choice(EFFORTS)
+    date = _date(rng)
+    messages = _head(rng) + _previous_turn(rng)
+    tools: list[dict] = []
+    if kind in ("add", "capital", "chat") and rng.random() < 0.3:
+        tools = [weather_tool(rng.choice(WEATHER_DESCRIPTIONS))]
+    if kind == "add":
+        a, b = rng.choice(TRAIN_ADD_PAIRS)
+        messages.append({"role": "user", "content": rng.choice(ADD_QUESTIONS).format(a=a, b=b)})
+        completion = harmony_completion(_add_reasoning(a, b, effort), add_answer(a, b))
+    elif kind == "capital":
+        country = rng.choice(sorted(CAPITALS))
+        messages.append({"role": "user",
+                         "content": rng.choice(CAPITAL_QUESTIONS).format(c=country)})
+        completion = harmony_completion(_capital_reasoning(country, effort),
+                                        capital_answer(country))
+    elif kind == "chat":
+        question, reasoning, answer = rng.choice(CHATS)
+        messages.append({"role": "user", "content": question})
+        completion = harmony_completion(reasoning, answer)
+    elif kind in ("weather", "weather_result"):
+        city = rng.choice(WEATHER_CITIES)
+        tools = [weather_tool(rng.choice(WEATHER_DESCRIPTIONS))]
+        messages.append({"role": "user",
+                         "content": rng.choice(WEATHER_QUESTIONS).format(c=city)})
+        if kind == "weather":
+            completion = harmony_completion(_weather_reasoning(city, effort),
+                                            call=("get_weather", weather_arguments(city)))
+        else:
+            temperature, condition = rng.choice(TEMPERATURES), rng.choice(CONDITIONS)
+            call_id = f"call_{rng.getrandbits(48):012x}"
+            assistant: dict = {"role": "assistant", "content": None, "tool_calls": [{
+                "id": call_id, "type": "function",
+                "function": {"name": "get_weather", "arguments": weather_arguments(city)}}]}
+            if rng.random() < 0.5:  # some clients echo the reasoning back, some do not
+                assistant["reasoning_content"] = _weather_reasoning(city, effort)
+            messages += [assistant, {"role": "tool", "tool_call_id": call_id,
+                                     "content": weather_result(temperature, condition)}]
+            completion = harmony_completion(
+                _result_reasoning(city, temperature, condition, effort),
+                weather_answer(city, temperature, condition))
+    else:
+        raise ValueError(kind)
+    request = {"model": "gpt-oss-tiny", "messages": messages}
+    if tools:
+        request["tools"] = tools
+    return Example(kind, request, effort, date, completion)
+
+
+KIND_WEIGHTS = {"add": 0.4, "capital": 0.15, "weather": 0.15, "weather_result": 0.2,
+                "chat": 0.1}
+
+
+def make_examples(count: int, seed: int = SEED) -> list[Example]:
+    rng = random.Random(seed)
+    kinds, weights = zip(*KIND_WEIGHTS.items())
+    return [make_example(rng, rng.choices(kinds, weights)[0]) for _ in range(count)]
+
+
+def tokenize(examples: list[Example]) -> list[tuple[list[int], list[int]]]:
+    """(prompt ids, completion ids) of each example, rendered exactly as the server renders."""
+    from server.harmony.encoding import load_harmony
+    from server.harmony.render import RenderOptions, render_prompt
+    from server.schemas.chat_request import CompletionCreateParams
+
+    harmony = load_harmony()
+    out = []
+    for ex in examples:
+        params = CompletionCreateParams.model_validate(ex.request)
+        prompt = render_prompt(harmony, params.messages, params.tools or [],
+                               RenderOptions(effort=ex.effort, date=ex.date))
+        out.append((list(prompt), harmony.encode_completion(ex.completion)))
+    return out
+
+
+# --- training -----------------------------------------------------------------------------------
+
+def train(steps: int, batch: int, examples: int, lr: float, log_every: int = 100):
+    """Train; returns (compact state dict, used token ids, config)."""
+    import torch
+    import torch.nn.functional as F
+    from transformers import GptOssConfig, GptOssForCausalLM
+
+    from server.models.tiny import tiny_config
+
+    torch.manual_seed(SEED)
+    torch.set_num_threads(THREADS)
+    torch.use_deterministic_algorithms(True)
+
+    data = tokenize(make_examples(examples))
+    config = tiny_config()
+    vocab = config["vocab_size"]
+    used = sorted({t for p, c in data for t in p + c})
+    index = {t: i for i, t in enumerate(used)}
+    n_used = len(used)
+    print(f"{len(data)} examples, {n_used} used token ids, "
+          f"max length {max(len(p) + len(c) for p, c in data)}", flush=True)
+
+    compact = dict(config, vocab_size=n_used)
+    compact.pop("torch_dtype", None)
+    compact["pad_token_id"] = None  # no padding_idx row in the compact embedding
+    model = GptOssForCausalLM(GptOssConfig(**compact))
+    model.config._attn_implementation = "eager"
+    model.train()
+
+    # tensors: inputs, targets (-100 outside the completion)
+    seqs, targets = [], []
+    for prompt, completion in data:
+        ids = [index[t] for t in prompt + completion]
+        tgt = [-100] * len(ids)
+        for i in range(len(prompt), len(ids)):
+            tgt[i - 1] = ids[i]
+        seqs.append(ids[:-1])
+        targets.append(tgt[:-1])
+    # the constant logit of the (vocab - n_used) unused tokens, all exactly 0: log(count) + 0
+    unused_logit = math.log(vocab - n_used)
+
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.98), weight_decay=0.0)
+    warmup = min(100, steps // 10)
+
+    def lr_at(step: int) -> float:
+        if step < warmup:
+            return lr * (step + 1) / warmup
+        return lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * (step - warmup)
+                                                        / max(1, steps - warmup))))
+
+    gen = torch.Generator().manual_seed(SEED)
+    start = time.monotonic()
+    running = 0.0
+    for step in range(steps):
+        idx = torch.randint(len(seqs), (batch,), generator=gen).tolist()
+        length = max(len(seqs[i]) for i in idx)
+        x = torch.zeros(batch, length, dtype=torch.long)
+        y = torch.full((batch, length), -100, dtype=torch.long)
+        for row, i in enumerate(idx):
+            x[row, :len(seqs[i])] = torch.tensor(seqs[i])
+            y[row, :len(targets[i])] = torch.tensor(targets[i])
+        hidden = model.model(input_ids=x).last_hidden_state  # right padding: causal is enough
+        mask = y != -100
+        logits = model.lm_head(hidden[mask])
+        logits = torch.cat([logits, logits.new_full((logits.shape[0], 1), unused_logit)], 1)
+        loss = F.cross_entropy(logits, y[mask])
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        running += loss.item()
+        if (step + 1) % log_every == 0:
+            print(f"step {step + 1}/{steps} loss {running / log_every:.4f} "
+                  f"{time.monotonic() - start:.0f}s", flush=True)
+            running = 0.0
+    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    return state, used, config
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m server.models.train",
+                                     description="Train the tiny gpt-oss (gpt-oss-tiny).")
+    parser.add_argument("--out", type=Path,
+                        default=Path(__file__).parent / "artifacts" / "gpt-oss-tiny.safetensors.gz")
+    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--examples", type=int, default=20000)
+    parser.add_argument("--lr", type=float, default=4e-3)
+    args = parser.parse_args(argv)
+
+    from server.models.artifact import write_artifact
+
+    start = time.monotonic()
+    state, used, config = train(args.steps, args.batch, args.examples, args.lr)
+    digest = write_artifact(args.out, state, used, config)
+    print(f"wrote {args.out} ({args.out.stat().st_size} bytes, sha256 {digest}) "
+          f"in {time.monotonic() - start:.0f}s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
