@@ -1,0 +1,104 @@
+"""The invariant: concatenated stream deltas == the non-stream message, for every chunking."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from server.assemble import collect, reasoning_fields, to_chunks
+from server.config import Settings
+from server.engine.scripted import ScriptedEngine
+from server.pipeline import Pipeline
+from server.schemas.chat_request import CompletionCreateParams
+from tests.corpus import COMPLETIONS, WEATHER_TOOL
+
+FIELDS = reasoning_fields("both", True)
+
+
+def _request(**extra) -> CompletionCreateParams:
+    return CompletionCreateParams.model_validate({
+        "model": "m", "messages": [{"role": "user", "content": "hi"}], "tools": [WEATHER_TOOL],
+        "stream_options": {"include_usage": True}, "stream": True, **extra})
+
+
+def _pipeline(harmony, text: str, chunk_size: int, interval: int = 1) -> Pipeline:
+    settings = Settings(engine="scripted", script="x", served_model_name=["m"],
+                        stream_interval=interval, harmony_date="2026-01-01")
+    engine = ScriptedEngine(harmony, [text], chunk_size=chunk_size)
+    return Pipeline(settings, harmony, engine)
+
+
+def _fold_stream(frames: list[bytes]) -> tuple[dict, dict]:
+    message = {"reasoning_content": "", "reasoning": "", "content": "", "tool_calls": []}
+    finish, usage = None, None
+    for frame in b"".join(frames).split(b"\n\n"):
+        if not frame:
+            continue
+        chunk = json.loads(frame.removeprefix(b"data: "))
+        usage = chunk.get("usage") or usage
+        for choice in chunk["choices"]:
+            delta = choice["delta"]
+            for key in ("reasoning_content", "reasoning", "content"):
+                message[key] += delta.get(key) or ""
+            for call in delta.get("tool_calls") or []:
+                if "id" in call:
+                    message["tool_calls"].append({"id": call["id"], "type": "function",
+                                                  "function": dict(call["function"])})
+                else:
+                    message["tool_calls"][call["index"]]["function"]["arguments"] += \
+                        call["function"]["arguments"]
+            finish = choice["finish_reason"] or finish
+    return {**message, "finish_reason": finish}, usage
+
+
+def _normalise(choice: dict) -> dict:
+    m = choice["message"]
+    return {"reasoning_content": m["reasoning_content"] or "", "reasoning": m["reasoning"] or "",
+            "content": m["content"] or "", "tool_calls": m["tool_calls"] or [],
+            "finish_reason": choice["finish_reason"]}
+
+
+async def _both(harmony, text, chunk_size, interval=1, **extra):
+    request = _request(**extra)
+    pipeline = _pipeline(harmony, text, chunk_size, interval)
+    completion = pipeline.prepare(request)
+    collected = await collect(completion, pipeline.events(completion), FIELDS)
+    completion = pipeline.prepare(request)
+    frames = [f async for f in to_chunks(completion, pipeline.events(completion), FIELDS)]
+    return collected, frames
+
+
+def _without_ids(message: dict) -> dict:
+    for call in message["tool_calls"]:
+        call["id"] = "call_x"
+    return message
+
+
+@pytest.mark.parametrize("name", sorted(COMPLETIONS))
+@pytest.mark.parametrize("chunk_size", [1, 2, 3, 7, 10_000], ids=lambda k: f"chunk{k}")
+async def test_stream_deltas_equal_json_message(harmony, name, chunk_size):
+    collected, frames = await _both(harmony, COMPLETIONS[name], chunk_size)
+    streamed, usage = _fold_stream(frames)
+    assert _without_ids(streamed) == _without_ids(_normalise(collected["choices"][0]))
+    assert usage == collected["usage"]
+
+
+@pytest.mark.parametrize("interval", [2, 8])
+async def test_stream_interval_batches_without_changing_the_message(harmony, interval):
+    collected, frames = await _both(harmony, COMPLETIONS["plain"], 1, interval)
+    plain_frames = (await _both(harmony, COMPLETIONS["plain"], 1, 1))[1]
+    streamed, usage = _fold_stream(frames)
+    assert _without_ids(streamed) == _without_ids(_normalise(collected["choices"][0]))
+    assert len(frames) < len(plain_frames)
+
+
+@pytest.mark.parametrize("max_tokens", [1, 4, 9, 20, -1], ids=lambda k: f"max{k}")
+async def test_truncated_stream_equals_json(harmony, max_tokens):
+    if max_tokens < 0:  # one short of the whole completion
+        max_tokens = len(harmony.encode_completion(COMPLETIONS["tool_in_channel"])) - 1
+    collected, frames = await _both(harmony, COMPLETIONS["tool_in_channel"], 3,
+                                    max_tokens=max_tokens)
+    streamed, usage = _fold_stream(frames)
+    assert _without_ids(streamed) == _without_ids(_normalise(collected["choices"][0]))
+    assert streamed["finish_reason"] == "length" and usage["completion_tokens"] == max_tokens
