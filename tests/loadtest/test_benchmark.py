@@ -1,0 +1,31 @@
+"""The benchmark's --quick mode (scripted part only) produces the Markdown table and the PNG chart."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("matplotlib") is None, reason="matplotlib (test extra)")
+def test_quick_benchmark_writes_table_and_chart(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "loadtest.benchmark", "--out", str(tmp_path), "--quick"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    md = (tmp_path / "benchmark.md").read_text()
+    assert "| output tokens | stream interval | concurrency |" in md
+    assert "us CPU / token" in md and "## Targets" in md and "Machine:" in md
+    table = [line for line in md.splitlines() if line.startswith("| 512 |")]
+    assert len(table) == 4  # intervals 1 and 8 x concurrency 1 and 16
+    for line in table:
+        cells = [c.strip(" *") for c in line.strip("|").split("|")]
+        assert cells[4] == "0"  # failures
+        assert float(cells[7]) > 0  # us CPU per token
+    png = (tmp_path / "benchmark.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+    assert (tmp_path / "benchmark.json").exists()
