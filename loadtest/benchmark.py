@@ -8,8 +8,8 @@
     streamed requests; the server process's CPU time (psutil, user + system, children excluded) over
     the batch divided by the output tokens (from the usage chunk) gives microseconds of server CPU
     per streamed token, and 1e6 / that gives streamed tokens per second per core. The load
-    generator is a small httpx.AsyncClient on the same machine: it distorts the wall-clock figures,
-    not the server's CPU accounting.
+    generator is a minimal asyncio HTTP/1.1 client on the same machine (it parses frames only up to
+    the first token): it distorts the wall-clock figures, not the server's CPU accounting.
 (b) Our server (``--engine vllm``) and vLLM's own OpenAI server (``python -m
     vllm.entrypoints.openai.api_server``) on the same tiny random gpt-oss on the CPU engine, same
     requests: CPU time of the API process only (the EngineCore child excluded) per output token, and
@@ -120,45 +120,73 @@ class Batch:
     errors: list[str] = field(default_factory=list)
 
 
-async def _one(client: httpx.AsyncClient, url: str, body: dict, batch: Batch) -> None:
+def _token_in(frame: dict) -> bool:
+    for choice in frame.get("choices") or ():
+        d = choice.get("delta") or {}
+        if d.get("content") or d.get("reasoning_content") or d.get("reasoning") or d.get("tool_calls"):
+            return True
+    return False
+
+
+def _usage(tail: bytes) -> dict | None:
+    at = max(tail.rfind(b'"usage":{'), tail.rfind(b'"usage": {'))
+    if at < 0:
+        return None
+    line_start = tail.rfind(b"data:", 0, at)
+    line_end = tail.find(b"\n", at)
+    return json.loads(tail[line_start + 5: line_end if line_end > 0 else None]).get("usage")
+
+
+async def _one(host: str, port: int, body: dict, batch: Batch) -> None:
+    """One streamed request over a raw HTTP/1.1 connection (Connection: close).
+
+    Deliberately minimal so that the load generator spends little CPU per token: it parses SSE
+    frames only until the first token (for TTFT) and then only scans the bytes for the end of the
+    stream and the usage chunk.
+    """
+    payload = json.dumps(body).encode()
+    head = (f"POST /v1/chat/completions HTTP/1.1\r\nHost: {host}:{port}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n"
+            f"Connection: close\r\n\r\n").encode()
     start = time.perf_counter()
     first = None
-    usage = None
-    done = False
+    writer = None
     try:
-        async with client.stream("POST", url, json=body) as response:
-            if response.status_code != 200:
-                await response.aread()
-                raise RuntimeError(f"HTTP {response.status_code}: {response.text[:200]}")
-            async for line in response.aiter_lines():
-                if not line.startswith("data:"):
-                    continue
-                if first is None:
-                    if line.startswith("data: [DONE]"):
-                        done = True
-                        break
-                    frame = json.loads(line[5:])
-                    if "error" in frame:
-                        raise RuntimeError(f"error frame {frame['error']}")
-                    for choice in frame.get("choices") or ():
-                        d = choice.get("delta") or {}
-                        if d.get("content") or d.get("reasoning_content") or d.get("reasoning") \
-                                or d.get("tool_calls"):
+        reader, writer = await asyncio.open_connection(host, port)
+        writer.write(head + payload)
+        early = b""
+        tail = b""
+        status_ok = False
+        while True:
+            data = await reader.read(262144)
+            if not data:
+                break
+            if first is None:
+                early += data
+                if not status_ok:
+                    if b"\r\n\r\n" not in early:
+                        continue
+                    if not early.startswith(b"HTTP/1.1 200"):
+                        raise RuntimeError(early[:300].decode(errors="replace"))
+                    status_ok = True
+                *lines, rest = early.split(b"\n")
+                for line in lines:
+                    if line.startswith(b"data: {"):
+                        frame = json.loads(line[5:])
+                        if "error" in frame:
+                            raise RuntimeError(f"error frame {frame['error']}")
+                        if _token_in(frame):
                             first = time.perf_counter()
-                    if frame.get("usage"):
-                        usage = frame["usage"]
-                    continue
-                # After the first token only the usage chunk, errors and [DONE] are parsed.
-                if '"usage":{' in line or '"usage": {' in line or '"error"' in line:
-                    frame = json.loads(line[5:])
-                    if "error" in frame:
-                        raise RuntimeError(f"error frame {frame['error']}")
-                    usage = frame.get("usage") or usage
-                elif line.startswith("data: [DONE]"):
-                    done = True
-                    break
-        if not done or usage is None:
-            raise RuntimeError("stream ended without usage and [DONE]")
+                            break
+                early = rest if first is None else b""
+            tail = (tail + data)[-16384:]
+        if b"data: [DONE]" not in tail:
+            raise RuntimeError(f"stream ended without [DONE]: {tail[-300:]!r}")
+        if b'"error"' in tail:
+            raise RuntimeError(f"error frame: {tail[-300:]!r}")
+        usage = _usage(tail)
+        if usage is None:
+            raise RuntimeError("no usage chunk")
         batch.tokens += int(usage["completion_tokens"])
         if first is not None:
             batch.ttft_ms.append((first - start) * 1000)
@@ -168,27 +196,27 @@ async def _one(client: httpx.AsyncClient, url: str, body: dict, batch: Batch) ->
             batch.errors.append(repr(exc)[:300])
     finally:
         batch.requests += 1
+        if writer is not None:
+            writer.close()
 
 
 async def _batch(base: str, body: dict, n: int, concurrency: int, proc: Proc) -> Batch:
     batch = Batch()
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(900)) as client:
-        queue = list(range(n))
+    host, port = "127.0.0.1", proc.port
+    queue = list(range(n))
 
-        async def worker() -> None:
-            while queue:
-                queue.pop()
-                await _one(client, base + "/v1/chat/completions", body, batch)
+    async def worker() -> None:
+        while queue:
+            queue.pop()
+            await _one(host, port, body, batch)
 
-        # Warm-up (connections, caches) outside the measurement.
-        await asyncio.gather(*(_one(client, base + "/v1/chat/completions",
-                                    {**body, "max_tokens": 4}, Batch())
-                               for _ in range(min(concurrency, 32))))
-        cpu0, t0 = proc.cpu(), time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        batch.wall_s = time.perf_counter() - t0
-        batch.cpu_s = proc.cpu() - cpu0
+    # Warm-up outside the measurement.
+    await asyncio.gather(*(_one(host, port, {**body, "max_tokens": 4}, Batch())
+                           for _ in range(min(concurrency, 32))))
+    cpu0, t0 = proc.cpu(), time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    batch.wall_s = time.perf_counter() - t0
+    batch.cpu_s = proc.cpu() - cpu0
     return batch
 
 
@@ -216,7 +244,7 @@ def write_script(path: Path, length: int) -> None:
 def requests_for(length: int, concurrency: int, quick: bool) -> int:
     if quick:
         return max(2 * concurrency, 24)
-    target_tokens = 200_000 if length <= 512 else 500_000
+    target_tokens = 150_000 if length <= 512 else 300_000
     n = max(concurrency, target_tokens // length)
     if concurrency == 1:
         n = min(n, 40 if length <= 512 else 6)
@@ -287,27 +315,30 @@ def part_b(args, work: Path) -> dict:
     if reason:
         return {"skipped": reason}
     model_dir = work / "tiny-gpt-oss"
-    made = subprocess.run([sys.executable, "-m", "server.models.tiny", "--out", str(model_dir)],
+    made = subprocess.run([sys.executable, "-m", "server.models.tiny", "--out", str(model_dir),
+                           "--tokenizer"],
                           cwd=ROOT, capture_output=True, text=True, timeout=600)
     if made.returncode != 0:
         return {"skipped": f"server.models.tiny failed: {made.stderr[-300:]}"}
     env = {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_LOGGING_LEVEL": "WARNING"}
+    # The same engine arguments for both (those of the built-in gpt-oss-tiny-random).
+    engine = ["--load-format", "dummy", "--dtype", "bfloat16", "--max-model-len", "4096",
+              "--kv-cache-memory-bytes", str(256 * 2**20)]
     servers = {
         "ours": lambda port: [sys.executable, "-m", "server", "--engine", "vllm", "--model",
                               str(model_dir), "--host", "127.0.0.1", "--port", str(port),
-                              "--log-level", "warning", "--stream-interval", "1"],
+                              "--log-level", "warning", "--stream-interval", "1", *engine],
         "vllm": lambda port: [sys.executable, "-m", "vllm.entrypoints.openai.api_server",
-                              "--model", str(model_dir), "--load-format", "dummy",
-                              "--host", "127.0.0.1", "--port", str(port),
-                              "--max-model-len", "4096", "--disable-log-requests",
-                              "--served-model-name", "tiny-gpt-oss"],
+                              "--model", str(model_dir), "--host", "127.0.0.1", "--port", str(port),
+                              "--served-model-name", "tiny-gpt-oss", *engine],
     }
     n, conc, max_tokens = args.b_requests, 8, 256
     out: dict = {"requests": n, "concurrency": conc, "max_tokens": max_tokens}
     for name, make in servers.items():
         port = free_port()
         try:
-            proc = Proc(make(port), port, work / f"server-b-{name}.log", env=env, timeout=300)
+            proc = Proc(make(port), port, work / f"server-b-{name}.log", env=env, timeout=300,
+                        ready_path="/ready" if name == "ours" else "/v1/models")
         except RuntimeError as exc:
             out[name] = {"error": str(exc)}
             continue
@@ -395,7 +426,7 @@ def markdown(rows: list[dict], b: dict, info: dict, started: str, elapsed: float
            f"- Machine: {info['cpu']}, {info['cores']} cores, {info['platform']}",
            f"- Python {info['python']}; {v}",
            "- Command: `python -m loadtest.benchmark --out results/" + (" --quick" if quick else "") + "`",
-           "- Client: httpx.AsyncClient on the same cores (wall figures are client-bound; CPU figures "
+           "- Client: a minimal asyncio HTTP/1.1 client on the same cores (wall figures are client-bound; CPU figures "
            "are the server process's own user+system time over the batch, from psutil)", "",
            "## (a) Our server, scripted engine, zero delay", "",
            "| output tokens | stream interval | concurrency | requests | failures | tokens | "
@@ -482,7 +513,7 @@ def main(argv: list[str] | None = None) -> int:
             b = part_b(args, work)
         except Exception as exc:  # noqa: BLE001 - report, do not lose part (a)
             b = {"skipped": f"part (b) failed: {exc!r}"[:400]}
-        if not b.get("skipped"):
+        if not b.get("skipped"):  # keep the server logs of part (b) for diagnosis
             for log in work.glob("server-b-*.log"):
                 (args.out / log.name).write_bytes(log.read_bytes())
     info = machine()
