@@ -81,6 +81,9 @@ async def chat_completions(body: CompletionCreateParams, request: Request):
     if body.model_extra:
         log.info("ignored unknown request fields: %s", sorted(body.model_extra))
     completion = state.pipeline.prepare(body, request.scope["state"].get("api_key"))
+    if state.settings.log_prompts:  # off by default: prompts and outputs are user data
+        log.info("prompt", extra={"completion_id": completion.id,
+                                  "prompt": state.harmony.decode_text(completion.prompt)})
     request.scope["state"]["prompt_tokens"] = len(completion.prompt)
     fields = reasoning_fields(state.settings.reasoning_field, completion.include_reasoning)
     cleanup = contextlib.AsyncExitStack()
@@ -90,6 +93,9 @@ async def chat_completions(body: CompletionCreateParams, request: Request):
         if not body.stream:
             result = await run_until_disconnect(collect(completion, events, fields), request.receive)
             request.scope["state"]["completion_tokens"] = result["usage"]["completion_tokens"]
+            if state.settings.log_prompts:
+                log.info("completion", extra={"completion_id": completion.id,
+                                              "choices": result["choices"]})
             return JSONResponse(result)
         chunks = to_chunks(completion, events, fields)
         first = await anext(chunks)  # before the 200: early errors keep their status
