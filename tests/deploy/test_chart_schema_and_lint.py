@@ -59,6 +59,11 @@ def test_schema_rejects_bad_values(chart, values, complaint):
             id="protected-metrics-without-scrape-credentials",
         ),
         pytest.param(
+            {"helmTest": {"image": {"repository": "python"}}},
+            "helmTest.image.tag",
+            id="test-image-without-tag",
+        ),
+        pytest.param(
             {"rollingUpdate": {"maxSurge": 0, "maxUnavailable": 0}},
             "rollingUpdate",
             id="rollout-that-cannot-progress",

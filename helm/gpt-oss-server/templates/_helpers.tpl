@@ -165,6 +165,9 @@ app.kubernetes.io/component: server
 {{- if and .Values.metrics.protect .Values.metrics.serviceMonitor.enabled (not .Values.metrics.serviceMonitor.authorization.secretName) }}
 {{- fail "metrics.protect with metrics.serviceMonitor.enabled needs metrics.serviceMonitor.authorization.secretName/secretKey (one bearer token for Prometheus)" }}
 {{- end }}
+{{- if and .Values.helmTest.image.repository (not .Values.helmTest.image.tag) }}
+{{- fail "helmTest.image.repository needs helmTest.image.tag" }}
+{{- end }}
 {{- if and (eq (int .Values.rollingUpdate.maxSurge) 0) (eq (int .Values.rollingUpdate.maxUnavailable) 0) }}
 {{- fail "rollingUpdate: maxSurge and maxUnavailable cannot both be 0" }}
 {{- end }}
