@@ -419,6 +419,11 @@ def test_ingress_routes_to_the_service_port(rendered_scenarios):
     assert "https://llm.example.com/v1" in rendered.notes
 
 
+def test_default_ingress_publishes_only_the_api(render):
+    rules = render({"ingress": {"enabled": True}}).one("Ingress")["spec"]["rules"]
+    assert [p["path"] for rule in rules for p in rule["http"]["paths"]] == ["/v1"]
+
+
 # Metrics and autoscaling ----------------------------------------------------------------------
 
 
