@@ -21,7 +21,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -145,16 +144,13 @@ def compact(model_dir: Path, used: list[int]) -> bytes:
     return build_artifact(state, used, config)
 
 
-def cache_root() -> Path:
-    base = os.environ.get("GPT_OSS_SERVER_CACHE") or os.environ.get("XDG_CACHE_HOME")
-    root = Path(base) if base else Path.home() / ".cache"
-    return root / "gpt-oss-server" / "models" if not os.environ.get("GPT_OSS_SERVER_CACHE") \
-        else root / "models"
-
-
 def model_dir(root: Path | None = None) -> Path:
     """The expanded trained model, written once into the cache (keyed by the artifact's hash)."""
-    root = Path(root) if root is not None else cache_root()
+    if root is None:
+        from server.models.builtin import cache_dir
+
+        root = cache_dir()
+    root = Path(root)
     target = root / f"gpt-oss-tiny-{ARTIFACT_SHA256[:16]}"
     if (target / MODEL_FILE).is_file() and (target / "config.json").is_file():
         return target

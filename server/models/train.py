@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 SEED = 1234
-THREADS = 2
+THREADS = 1  # one thread: identical results everywhere, and no slower on 2 busy cores
 
 # --- the data's vocabulary of facts -------------------------------------------------------------
 
@@ -65,7 +65,7 @@ WEATHER_CITIES = [c for c in list(CAPITALS.values()) + EXTRA_CITIES
 CONDITIONS = ["sunny", "cloudy", "rainy", "windy", "snowy", "foggy"]
 TEMPERATURES = list(range(-5, 36))
 
-ADD_MAX = 25  # operands 1..ADD_MAX
+ADD_MAX = 15  # operands 1..ADD_MAX
 
 
 def _heldout_pair(a: int, b: int) -> bool:
@@ -272,7 +272,7 @@ def make_example(rng: random.Random, kind: str) -> Example:
     return Example(kind, request, effort, date, completion)
 
 
-KIND_WEIGHTS = {"add": 0.4, "capital": 0.15, "weather": 0.15, "weather_result": 0.2,
+KIND_WEIGHTS = {"add": 0.45, "capital": 0.1, "weather": 0.15, "weather_result": 0.2,
                 "chat": 0.1}
 
 
@@ -300,7 +300,7 @@ def tokenize(examples: list[Example]) -> list[tuple[list[int], list[int]]]:
 
 # --- training -----------------------------------------------------------------------------------
 
-def train(steps: int, batch: int, examples: int, lr: float, log_every: int = 100):
+def train(steps: int, batch: int, examples: int, lr: float, log_every: int = 50):
     """Train; returns (compact state dict, used token ids, config)."""
     import torch
     import torch.nn.functional as F
@@ -326,6 +326,7 @@ def train(steps: int, batch: int, examples: int, lr: float, log_every: int = 100
     compact["pad_token_id"] = None  # no padding_idx row in the compact embedding
     model = GptOssForCausalLM(GptOssConfig(**compact))
     model.config._attn_implementation = "eager"
+    model.set_experts_implementation("grouped_mm")  # the fastest on CPU
     model.train()
 
     # tensors: inputs, targets (-100 outside the completion)
@@ -341,7 +342,7 @@ def train(steps: int, batch: int, examples: int, lr: float, log_every: int = 100
     unused_logit = math.log(vocab - n_used)
 
     opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.98), weight_decay=0.0)
-    warmup = min(100, steps // 10)
+    warmup = min(50, steps // 10)
 
     def lr_at(step: int) -> float:
         if step < warmup:
@@ -349,11 +350,14 @@ def train(steps: int, batch: int, examples: int, lr: float, log_every: int = 100
         return lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * (step - warmup)
                                                         / max(1, steps - warmup))))
 
+    order = sorted(range(len(seqs)), key=lambda i: (len(seqs[i]), i))
     gen = torch.Generator().manual_seed(SEED)
     start = time.monotonic()
     running = 0.0
     for step in range(steps):
-        idx = torch.randint(len(seqs), (batch,), generator=gen).tolist()
+        # a batch of neighbours in length order: little padding (the prompt dominates the cost)
+        first = int(torch.randint(len(order) - batch + 1, (1,), generator=gen))
+        idx = order[first:first + batch]
         length = max(len(seqs[i]) for i in idx)
         x = torch.zeros(batch, length, dtype=torch.long)
         y = torch.full((batch, length), -100, dtype=torch.long)
@@ -385,10 +389,10 @@ def main(argv: list[str] | None = None) -> int:
                                      description="Train the tiny gpt-oss (gpt-oss-tiny).")
     parser.add_argument("--out", type=Path,
                         default=Path(__file__).parent / "artifacts" / "gpt-oss-tiny.safetensors.gz")
-    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--steps", type=int, default=800)
     parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--examples", type=int, default=20000)
-    parser.add_argument("--lr", type=float, default=4e-3)
+    parser.add_argument("--examples", type=int, default=6000)
+    parser.add_argument("--lr", type=float, default=8e-3)
     args = parser.parse_args(argv)
 
     from server.models.artifact import write_artifact
