@@ -32,6 +32,7 @@ from server.lifecycle import Lifecycle
 from server.middleware import EdgeMiddleware
 from server.pipeline import Pipeline
 from server.routes import router
+from server.sse import ClientDisconnected
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,11 @@ def _install_error_handlers(app: FastAPI) -> None:
             error.status = exc.status_code
         return _error_response(error, request)
 
+    @app.exception_handler(ClientDisconnected)
+    async def client_gone(request: Request, exc: ClientDisconnected) -> JSONResponse:
+        # Nobody reads this; 499 (nginx's "client closed request") keeps it out of 5xx counts.
+        return JSONResponse({}, status_code=499)
+
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error")
@@ -109,20 +115,31 @@ async def _run_engine(engine: Engine, lifecycle: Lifecycle) -> None:
     lifecycle.fatal("the engine died")
 
 
+async def _reap_forever(pipeline: Pipeline, settings: Settings) -> None:
+    """Enforce request deadlines a few times per second (more often for tiny timeouts)."""
+    shortest = min(settings.stream_idle_timeout, settings.request_timeout)
+    period = min(0.25, max(0.005, shortest / 4))
+    while True:
+        await asyncio.sleep(period)
+        pipeline.reap()
+
+
 def create_app(settings: Settings, engine: Engine, *, harmony: Harmony | None = None,
                on_fatal: Callable[[str], None] = lambda reason: None) -> FastAPI:
     harmony = harmony or load_harmony()
-    lifecycle = Lifecycle(settings, on_fatal)
+    pipeline = Pipeline(settings, harmony, engine)
+    lifecycle = Lifecycle(settings, on_fatal, pipeline.last_progress)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
-        watcher = asyncio.create_task(_run_engine(engine, lifecycle))
+        tasks = [asyncio.create_task(_run_engine(engine, lifecycle)),
+                 asyncio.create_task(_reap_forever(pipeline, settings))]
         try:
             yield
         finally:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             await engine.shutdown()
 
     app = FastAPI(title="gpt-oss-server", version="0.1.0", lifespan=lifespan,
@@ -131,7 +148,7 @@ def create_app(settings: Settings, engine: Engine, *, harmony: Harmony | None = 
     app.state.engine = engine
     app.state.harmony = harmony
     app.state.lifecycle = lifecycle
-    app.state.pipeline = Pipeline(settings, harmony, engine, on_progress=lifecycle.progress)
+    app.state.pipeline = pipeline
     app.state.started = int(time.time())
     app.include_router(router)
     _install_error_handlers(app)

@@ -21,16 +21,17 @@ log = logging.getLogger(__name__)
 
 
 class Lifecycle:
-    def __init__(self, settings: Settings, on_fatal: Callable[[str], None]) -> None:
+    def __init__(self, settings: Settings, on_fatal: Callable[[str], None],
+                 last_progress: Callable[[], float | None]) -> None:
         self.settings = settings
         self.on_fatal = on_fatal
+        self.last_progress = last_progress  # when a token last arrived (None: nothing runs)
         self.loaded = False
         self.draining = False
         self.dead_reason: str | None = None
         self.in_flight = 0
         self.queued = 0
         self._slots = asyncio.Semaphore(settings.max_concurrent_requests)
-        self._last_progress = time.monotonic()
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -43,10 +44,8 @@ class Lifecycle:
 
     def stalled_for(self) -> float:
         """Seconds with requests in flight and no token produced (0 when idle)."""
-        return time.monotonic() - self._last_progress if self.in_flight else 0.0
-
-    def progress(self) -> None:
-        self._last_progress = time.monotonic()
+        last = self.last_progress()
+        return 0.0 if last is None else time.monotonic() - last
 
     def live(self) -> tuple[bool, str]:
         if self.dead_reason:
@@ -88,8 +87,6 @@ class Lifecycle:
         finally:
             self.queued -= 1
             metrics.QUEUED.dec()
-        if self.in_flight == 0:
-            self.progress()  # the watchdog measures from the first request after idling
         self.in_flight += 1
         self._idle.clear()
         metrics.IN_FLIGHT.inc()

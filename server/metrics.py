@@ -20,7 +20,7 @@ TIME_TO_FIRST_TOKEN = Histogram("gptoss_time_to_first_token_seconds",
                                 "Time from request to the first generated token.",
                                 buckets=_LATENCY_BUCKETS)
 INTER_TOKEN_LATENCY = Histogram("gptoss_inter_token_latency_seconds",
-                                "Time between engine steps of one generation.",
+                                "Mean time between engine steps, one sample per generation.",
                                 buckets=_TOKEN_GAP_BUCKETS)
 PROMPT_TOKENS = Counter("gptoss_prompt_tokens_total", "Prompt tokens of finished requests.")
 COMPLETION_TOKENS = Counter("gptoss_completion_tokens_total", "Generated tokens.")

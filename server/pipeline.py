@@ -11,12 +11,18 @@ import asyncio
 import hashlib
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 
 from server import metrics
 from server.config import Settings
-from server.engine.protocol import Engine, EngineDeadError, GenerationRequest, SamplingOptions
+from server.engine.protocol import (
+    Engine,
+    EngineDeadError,
+    GenerationRequest,
+    SamplingOptions,
+    TokenDelta,
+)
 from server.errors import (
     ContextLengthExceededError,
     InvalidRequestError,
@@ -63,13 +69,11 @@ def _effort(request: CompletionCreateParams, default: str) -> str:
 
 
 class Pipeline:
-    def __init__(self, settings: Settings, harmony: Harmony, engine: Engine,
-                 on_progress: Callable[[], None] = lambda: None) -> None:
+    def __init__(self, settings: Settings, harmony: Harmony, engine: Engine) -> None:
         self.settings = settings
         self.harmony = harmony
         self.engine = engine
-        self.on_progress = on_progress  # called at every engine step (the watchdog)
-        self.active: set[str] = set()  # engine request ids in flight (aborted on drain timeout)
+        self.active: dict[str, Generation] = {}  # engine request id -> generation in flight
 
     def render(self, request: CompletionCreateParams) -> list[int]:
         tools = [] if request.tool_choice == "none" else (request.tools or [])
@@ -169,68 +173,128 @@ class Pipeline:
 
     async def _choice(self, completion: Completion, choice: int,
                       deadline: float) -> AsyncIterator[list[Event]]:
-        options = completion.options
-        if options.seed is not None and choice:
-            options = replace(options, seed=options.seed + choice)
-        request = GenerationRequest(f"{completion.id}-{choice}", completion.prompt, options)
+        request = _generation_request(completion, choice)
         decoder = ChoiceDecoder(self.harmony, choice, completion.tools)
         stopper = StopMatcher(completion.stop_strings) if completion.stop_strings else None
         interval = self.settings.stream_interval
-        idle = self.settings.stream_idle_timeout
-        engine_reason: str | None = None
-        pending: list[Event] = []
-        unsent_tokens = 0
-        last_step = None
+        generation = Generation(asyncio.current_task(), completion.started, deadline,
+                                self.settings.stream_idle_timeout)
+        self.active[request.request_id] = generation
         stream = self.engine.generate(request)
-        self.active.add(request.request_id)
+        reason: str | None = None
+        pending: list[Event] = []
+        unsent = 0
         try:
-            while engine_reason is None:
-                timeout = min(idle, deadline - time.monotonic())
-                try:
-                    async with asyncio.timeout(timeout):
-                        delta = await anext(stream, None)
-                except TimeoutError:
-                    raise self._timeout(deadline) from None
-                now = time.monotonic()
-                if last_step is None:
-                    metrics.TIME_TO_FIRST_TOKEN.observe(now - completion.started)
-                else:
-                    metrics.INTER_TOKEN_LATENCY.observe(now - last_step)
-                last_step = now
-                self.on_progress()
-                if delta is None:
-                    engine_reason = "stop"
-                    break
-                if delta.finish_reason == "abort":
-                    raise ServiceUnavailableError("the request was aborted by the server")
+            while reason is None:
+                delta = await generation.next_step(stream)
                 decoder.feed(delta.token_ids, pending)
-                unsent_tokens += len(delta.token_ids)
-                engine_reason = delta.finish_reason
+                unsent += len(delta.token_ids)
+                reason = delta.finish_reason
                 if stopper is not None and _apply_stop(stopper, pending, choice):
                     metrics.ABORTS.labels("stop_string").inc()
-                    engine_reason = "stop"
+                    reason = "stop"
                 elif decoder.failed:
                     metrics.HARMONY_PARSE_ERRORS.inc()
-                    engine_reason = "stop"
-                if pending and (unsent_tokens >= interval or engine_reason):
+                    reason = "stop"
+                if pending and (unsent >= interval or reason):
                     yield pending
-                    pending, unsent_tokens = [], 0
+                    pending, unsent = [], 0
+        finally:
+            del self.active[request.request_id]
+            await stream.aclose()  # before the engine finished: this aborts the request
+            generation.observe_timing()
+        tail = stopper.flush() if stopper is not None else ""
+        finish = decoder.finish(reason, len(completion.prompt))
+        _count_usage(finish, choice)
+        yield [*pending, *([ContentDelta(choice, tail)] if tail else []), finish]
+
+    def reap(self) -> None:
+        """Enforce deadlines: cancel generations idle or past their deadline (called ~4x/s)."""
+        now = time.monotonic()
+        for generation in list(self.active.values()):
+            generation.check(now)
+
+    def last_progress(self) -> float | None:
+        """When a token last arrived for any request in flight (None: nothing in flight)."""
+        if not self.active:
+            return None
+        return max(g.last_step for g in self.active.values())
+
+
+def _generation_request(completion: Completion, choice: int) -> GenerationRequest:
+    options = completion.options
+    if options.seed is not None and choice:  # distinct but reproducible choices
+        options = replace(options, seed=options.seed + choice)
+    return GenerationRequest(f"{completion.id}-{choice}", completion.prompt, options)
+
+
+_EXPIRED = {"request_timeout": "the request took longer than the server allows",
+            "stream_idle_timeout": "the engine produced no token within the idle timeout"}
+
+
+@dataclass(slots=True)
+class Generation:
+    """One engine request in flight, and its deadlines.
+
+    Deadlines are enforced by ``Pipeline.reap`` from one periodic task rather than by an
+    ``asyncio.timeout`` around every engine step: that would cost a timer per token.
+    """
+
+    task: asyncio.Task
+    started: float
+    deadline: float
+    idle_limit: float
+    last_step: float = 0.0
+    first_step: float | None = None
+    steps: int = 0
+    waiting_since: float | None = None
+    expired: str | None = None
+
+    def __post_init__(self) -> None:
+        self.last_step = self.started
+
+    def check(self, now: float) -> None:
+        if self.expired is not None:
+            return
+        if now >= self.deadline:
+            self.expired = "request_timeout"
+        elif self.waiting_since is not None and now - self.waiting_since >= self.idle_limit:
+            self.expired = "stream_idle_timeout"
+        else:
+            return
+        metrics.ABORTS.labels(self.expired).inc()
+        if self.waiting_since is not None:  # else the next step sees `expired`
+            self.task.cancel()
+
+    async def next_step(self, stream: AsyncIterator[TokenDelta]) -> TokenDelta:
+        if self.expired is not None:
+            raise RequestTimeoutError(_EXPIRED[self.expired])
+        self.waiting_since = time.monotonic()
+        try:
+            delta = await anext(stream, None)
+        except asyncio.CancelledError:
+            if self.expired is None or self.task.uncancel() > 0:
+                raise
+            raise RequestTimeoutError(_EXPIRED[self.expired]) from None
         except EngineDeadError as exc:
             raise ServiceUnavailableError(f"the engine is not available: {exc}") from exc
-        finally:
-            self.active.discard(request.request_id)
-            await stream.aclose()  # before the engine finished: this aborts the request
-        tail = [ContentDelta(choice, stopper.flush())] if stopper is not None else []
-        finish = decoder.finish(engine_reason, len(completion.prompt))
-        _count_usage(finish, choice)
-        yield [*pending, *(t for t in tail if t.text), finish]
+        now = self.last_step = time.monotonic()
+        self.waiting_since = None
+        if self.first_step is None:
+            self.first_step = now
+            metrics.TIME_TO_FIRST_TOKEN.observe(now - self.started)
+        self.steps += 1
+        if delta is None:  # the engine ended without saying why
+            return TokenDelta([], "stop")
+        if delta.finish_reason == "abort":
+            raise ServiceUnavailableError("the request was aborted by the server")
+        return delta
 
-    def _timeout(self, deadline: float) -> Exception:
-        if time.monotonic() >= deadline:
-            metrics.ABORTS.labels("request_timeout").inc()
-            return RequestTimeoutError("the request took longer than the server allows")
-        metrics.ABORTS.labels("stream_idle_timeout").inc()
-        return RequestTimeoutError("the engine produced no token within the idle timeout")
+    def observe_timing(self) -> None:
+        """Mean inter-token latency, once per generation (not a histogram sample per token)."""
+        if self.first_step is not None and self.steps > 1:
+            gaps = (self.last_step - self.first_step) / (self.steps - 1)
+            metrics.INTER_TOKEN_LATENCY.observe(gaps)
 
 
 def _apply_stop(stopper: StopMatcher, events: list[Event], choice: int) -> bool:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import gzip
 import hashlib
-import importlib.resources
+import importlib.util
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +38,11 @@ def _cache_dir() -> Path:
 def _extract_from_package() -> Path:
     """Gunzip the vocabulary shipped by bpe-openai into our cache dir (atomically)."""
     try:
-        packed = importlib.resources.files("bpe_openai") / "data" / f"{VOCAB_FILE}.gz"
+        # Located, not imported: importing bpe_openai builds its tokenizers (seconds of CPU).
+        spec = importlib.util.find_spec("bpe_openai")
+        if spec is None or not spec.submodule_search_locations:
+            raise ModuleNotFoundError("bpe_openai")
+        packed = Path(spec.submodule_search_locations[0]) / "data" / f"{VOCAB_FILE}.gz"
         data = gzip.decompress(packed.read_bytes())
     except (ModuleNotFoundError, FileNotFoundError, OSError) as exc:
         raise VocabularyError(
