@@ -18,25 +18,22 @@ from server import metrics
 from server.config import Settings
 from server.engine.protocol import (
     Engine,
-    EngineDeadError,
     GenerationRequest,
     SamplingOptions,
-    TokenDelta,
 )
 from server.errors import (
     ContextLengthExceededError,
     InvalidRequestError,
     ModelNotFoundError,
-    RequestTimeoutError,
-    ServiceUnavailableError,
 )
 from server.events import ContentDelta, Event, Finish
+from server.generation import Generation
 from server.harmony.decode import ChoiceDecoder
 from server.harmony.encoding import Harmony
 from server.harmony.render import RenderOptions, render_prompt
 from server.limits import check_request, stop_strings
 from server.schemas.chat_request import EFFORT_ALIASES, CompletionCreateParams
-from server.stops import StopMatcher
+from server.stops import StopMatcher, apply_stop
 
 
 @dataclass(slots=True)
@@ -190,7 +187,7 @@ class Pipeline:
                 decoder.feed(delta.token_ids, pending)
                 unsent += len(delta.token_ids)
                 reason = delta.finish_reason
-                if stopper is not None and _apply_stop(stopper, pending, choice):
+                if stopper is not None and apply_stop(stopper, pending, choice):
                     metrics.ABORTS.labels("stop_string").inc()
                     reason = "stop"
                 elif decoder.failed:
@@ -226,98 +223,6 @@ def _generation_request(completion: Completion, choice: int) -> GenerationReques
     if options.seed is not None and choice:  # distinct but reproducible choices
         options = replace(options, seed=options.seed + choice)
     return GenerationRequest(f"{completion.id}-{choice}", completion.prompt, options)
-
-
-_EXPIRED = {"request_timeout": "the request took longer than the server allows",
-            "stream_idle_timeout": "the engine produced no token within the idle timeout"}
-
-
-@dataclass(slots=True)
-class Generation:
-    """One engine request in flight, and its deadlines.
-
-    Deadlines are enforced by ``Pipeline.reap`` from one periodic task rather than by an
-    ``asyncio.timeout`` around every engine step: that would cost a timer per token.
-    """
-
-    task: asyncio.Task
-    started: float
-    deadline: float
-    idle_limit: float
-    last_step: float = 0.0
-    first_step: float | None = None
-    steps: int = 0
-    waiting_since: float | None = None
-    expired: str | None = None
-
-    def __post_init__(self) -> None:
-        self.last_step = self.started
-
-    def check(self, now: float) -> None:
-        if self.expired is not None:
-            return
-        if now >= self.deadline:
-            self.expired = "request_timeout"
-        elif self.waiting_since is not None and now - self.waiting_since >= self.idle_limit:
-            self.expired = "stream_idle_timeout"
-        else:
-            return
-        metrics.ABORTS.labels(self.expired).inc()
-        if self.waiting_since is not None:  # else the next step sees `expired`
-            self.task.cancel()
-
-    async def next_step(self, stream: AsyncIterator[TokenDelta]) -> TokenDelta:
-        if self.expired is not None:
-            raise RequestTimeoutError(_EXPIRED[self.expired])
-        self.waiting_since = time.monotonic()
-        try:
-            delta = await anext(stream, None)
-        except asyncio.CancelledError:
-            if self.expired is None or self.task.uncancel() > 0:
-                raise
-            raise RequestTimeoutError(_EXPIRED[self.expired]) from None
-        except EngineDeadError as exc:
-            raise ServiceUnavailableError(f"the engine is not available: {exc}") from exc
-        now = self.last_step = time.monotonic()
-        self.waiting_since = None
-        if self.first_step is None:
-            self.first_step = now
-            metrics.TIME_TO_FIRST_TOKEN.observe(now - self.started)
-        self.steps += 1
-        if delta is None:  # the engine ended without saying why
-            return TokenDelta([], "stop")
-        if delta.finish_reason == "abort":
-            raise ServiceUnavailableError("the request was aborted by the server")
-        return delta
-
-    def observe_timing(self) -> None:
-        """Mean inter-token latency, once per generation (not a histogram sample per token)."""
-        if self.first_step is not None and self.steps > 1:
-            gaps = (self.last_step - self.first_step) / (self.steps - 1)
-            metrics.INTER_TOKEN_LATENCY.observe(gaps)
-
-
-def _apply_stop(stopper: StopMatcher, events: list[Event], choice: int) -> bool:
-    """Run content deltas through the stop matcher in place; True if a stop string was hit.
-
-    Held-back text is released when a non-content event (reasoning, a tool call) follows.
-    """
-    out: list[Event] = []
-    hit = False
-    for event in events:
-        if isinstance(event, ContentDelta):
-            text, hit = stopper.feed(event.text)
-            if text:
-                out.append(ContentDelta(choice, text))
-            if hit:
-                break
-        else:
-            held = stopper.flush()
-            if held:
-                out.append(ContentDelta(choice, held))
-            out.append(event)
-    events[:] = out
-    return hit
 
 
 def _count_usage(finish: Finish, choice: int) -> None:

@@ -60,7 +60,7 @@ async def run_until_disconnect(work: Awaitable, receive: Callable[[], Awaitable[
 class EventStreamResponse(Response):
     """An ASGI response streaming ``first`` then ``rest``, closing ``cleanup`` at the end."""
 
-    def __init__(self, first: bytes, rest: AsyncIterator[bytes],  # noqa: super() not called
+    def __init__(self, first: bytes, rest: AsyncIterator[bytes],
                  cleanup: contextlib.AsyncExitStack, headers: dict[str, str]) -> None:
         self.first = first
         self.rest = rest

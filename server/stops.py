@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from server.events import ContentDelta, Event
+
 
 class StopMatcher:
     __slots__ = ("_stops", "_held")
@@ -29,3 +31,26 @@ class StopMatcher:
     def flush(self) -> str:
         held, self._held = self._held, ""
         return held
+
+
+def apply_stop(stopper: StopMatcher, events: list[Event], choice: int) -> bool:
+    """Run content deltas through the stop matcher in place; True if a stop string was hit.
+
+    Held-back text is released when a non-content event (reasoning, a tool call) follows.
+    """
+    out: list[Event] = []
+    hit = False
+    for event in events:
+        if isinstance(event, ContentDelta):
+            text, hit = stopper.feed(event.text)
+            if text:
+                out.append(ContentDelta(choice, text))
+            if hit:
+                break
+        else:
+            held = stopper.flush()
+            if held:
+                out.append(ContentDelta(choice, held))
+            out.append(event)
+    events[:] = out
+    return hit

@@ -8,8 +8,8 @@ message body yields the parser's text delta (which holds back split UTF-8 bytes)
 
 Routing: ``analysis`` -> reasoning; ``final`` and recipient-less ``commentary`` (a preamble)
 -> content; a ``functions.*`` (or declared tool) recipient -> a tool call, whichever channel or
-header placement carried it; any other header text is treated as content. A parse error never escapes: decoding stops, what was parsed stands, and
-``failed`` tells the caller to stop the generation.
+header placement carried it; any other header text is treated as content. A parse error never
+escapes: decoding stops, what was parsed stands, and ``failed`` tells the caller to stop.
 """
 
 from __future__ import annotations

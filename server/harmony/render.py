@@ -67,7 +67,7 @@ def content_text(content: Content | None, param: str) -> str:
 
 
 def _system_message(options: RenderOptions) -> Message:
-    date = options.date or dt.datetime.now(dt.timezone.utc).date().isoformat()
+    date = options.date or dt.datetime.now(dt.UTC).date().isoformat()
     content = (SystemContent.new().with_reasoning_effort(_EFFORTS[options.effort])
                .with_conversation_start_date(date))
     return Message.from_role_and_content(Role.SYSTEM, content)
