@@ -41,8 +41,11 @@ def _tiny_random(quantized: bool) -> Callable[[], tuple[str, list[str]]]:
 
 
 def _tiny() -> tuple[str, list[str]]:
-    # The one place that decides what "gpt-oss-tiny" is. For now: the random bf16 model.
-    return _tiny_random(quantized=False)()
+    # The one place that decides what "gpt-oss-tiny" is: the trained tiny model
+    # (server.models.train), expanded once from the committed compact artifact into the cache.
+    from server.models import artifact
+
+    return str(artifact.model_dir(cache_dir())), list(TINY_ENGINE_ARGS)
 
 
 BUILTIN_MODELS: dict[str, Callable[[], tuple[str, list[str]]]] = {

@@ -31,6 +31,7 @@ Deterministic: fixed seeds, ``torch.use_deterministic_algorithms(True)`` and a f
 from __future__ import annotations
 
 import argparse
+import copy
 import math
 import random
 import sys
@@ -321,7 +322,7 @@ def train(steps: int, batch: int, examples: int, lr: float, log_every: int = 50)
     print(f"{len(data)} examples, {n_used} used token ids, "
           f"max length {max(len(p) + len(c) for p, c in data)}", flush=True)
 
-    compact = dict(config, vocab_size=n_used)
+    compact = dict(copy.deepcopy(config), vocab_size=n_used)  # GptOssConfig edits nested dicts
     compact.pop("torch_dtype", None)
     compact["pad_token_id"] = None  # no padding_idx row in the compact embedding
     model = GptOssForCausalLM(GptOssConfig(**compact))
