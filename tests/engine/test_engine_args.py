@@ -1,0 +1,46 @@
+"""vLLM engine flags pass through vLLM's own parser; unknown flags stop start-up (no engine start)."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("vllm")
+
+from server.config import parse_settings  # noqa: E402
+from server.engine.vllm import EngineArgsError, VLLMEngine, build_engine_args  # noqa: E402
+
+
+def test_builtin_defaults_and_user_flags_override():
+    settings = parse_settings(["--model", "gpt-oss-tiny-random", "--max-num-seqs", "7",
+                               "--kv-cache-dtype", "fp8", "--enforce-eager",
+                               "--gpu-memory-utilization", "0.5", "--tensor-parallel-size", "1",
+                               "--max-num-batched-tokens", "1024", "--load-format", "auto"])
+    args = build_engine_args(settings)
+    assert args.model.endswith("gpt-oss-tiny-random")
+    assert args.max_model_len == 4096  # built-in default
+    assert args.max_num_seqs == 7 and args.enforce_eager and args.kv_cache_dtype == "fp8"
+    assert args.gpu_memory_utilization == 0.5 and args.max_num_batched_tokens == 1024
+    assert args.load_format == "auto"  # overrides the built-in --load-format dummy
+    assert args.skip_tokenizer_init is True
+
+
+def test_our_max_model_len_is_forwarded():
+    args = build_engine_args(parse_settings(["--model", "gpt-oss-tiny-random",
+                                             "--max-model-len", "1024"]))
+    assert args.max_model_len == 1024
+
+
+def test_other_models_pass_through_and_tokenizer_init_can_be_enabled():
+    args = build_engine_args(parse_settings(["--model", "openai/gpt-oss-20b",
+                                             "--no-skip-tokenizer-init"]))
+    assert args.model == "openai/gpt-oss-20b" and args.skip_tokenizer_init is False
+
+
+def test_unknown_flag_is_rejected(capsys):
+    settings = parse_settings(["--model", "gpt-oss-tiny-random", "--no-such-flag", "3"])
+    with pytest.raises(EngineArgsError, match="--no-such-flag"):
+        build_engine_args(settings)
+    with pytest.raises(SystemExit) as exc:
+        VLLMEngine.from_settings(settings)
+    assert exc.value.code == 2
+    assert "unrecognized arguments: --no-such-flag 3" in capsys.readouterr().err
