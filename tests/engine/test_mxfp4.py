@@ -17,7 +17,6 @@ from tests.engine.helpers import (
 )
 
 
-
 def _mxfp4_runs() -> bool:
     try:
         import torch
