@@ -80,6 +80,8 @@ class EdgeMiddleware:
 
         async def send_with_id(message) -> None:
             nonlocal status
+            if message["type"] == "http.response.body":  # the hot path of streams
+                return await send(message)
             if message["type"] == "http.response.start":
                 status = message["status"]
                 message["headers"] = [*message.get("headers", []),
