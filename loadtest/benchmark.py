@@ -137,22 +137,21 @@ def _usage(tail: bytes) -> dict | None:
     return json.loads(tail[line_start + 5: line_end if line_end > 0 else None]).get("usage")
 
 
-async def _one(host: str, port: int, body: dict, batch: Batch) -> None:
-    """One streamed request over a raw HTTP/1.1 connection (Connection: close).
+async def _one(conn, host: str, port: int, body: dict, batch: Batch) -> bool:
+    """One streamed request on a kept-alive HTTP/1.1 connection; False: reconnect before the next.
 
     Deliberately minimal so that the load generator spends little CPU per token: it parses SSE
     frames only until the first token (for TTFT) and then only scans the bytes for the end of the
-    stream and the usage chunk.
+    chunked body, the ``[DONE]`` frame and the usage chunk. Connections are reused like any
+    pooling client (the openai SDK) does, so per-connection set-up is not counted per request.
     """
+    reader, writer = conn
     payload = json.dumps(body).encode()
     head = (f"POST /v1/chat/completions HTTP/1.1\r\nHost: {host}:{port}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n"
-            f"Connection: close\r\n\r\n").encode()
+            f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n").encode()
     start = time.perf_counter()
     first = None
-    writer = None
     try:
-        reader, writer = await asyncio.open_connection(host, port)
         writer.write(head + payload)
         early = b""
         tail = b""
@@ -160,7 +159,7 @@ async def _one(host: str, port: int, body: dict, batch: Batch) -> None:
         while True:
             data = await reader.read(262144)
             if not data:
-                break
+                raise RuntimeError("the server closed the connection")
             if first is None:
                 early += data
                 if not status_ok:
@@ -180,6 +179,8 @@ async def _one(host: str, port: int, body: dict, batch: Batch) -> None:
                             break
                 early = rest if first is None else b""
             tail = (tail + data)[-16384:]
+            if tail.endswith(b"\r\n0\r\n\r\n"):  # the last chunk of the chunked body
+                break
         if b"data: [DONE]" not in tail:
             raise RuntimeError(f"stream ended without [DONE]: {tail[-300:]!r}")
         if b'"error"' in tail:
@@ -190,31 +191,41 @@ async def _one(host: str, port: int, body: dict, batch: Batch) -> None:
         batch.tokens += int(usage["completion_tokens"])
         if first is not None:
             batch.ttft_ms.append((first - start) * 1000)
+        return True
     except Exception as exc:  # noqa: BLE001
         batch.failures += 1
         if len(batch.errors) < 5:
             batch.errors.append(repr(exc)[:300])
+        return False
     finally:
         batch.requests += 1
-        if writer is not None:
-            writer.close()
+
+
+async def _worker(host: str, port: int, body: dict, batch: Batch, queue: list) -> None:
+    conn = None
+    try:
+        while queue:
+            queue.pop()
+            if conn is None:
+                conn = await asyncio.open_connection(host, port)
+            if not await _one(conn, host, port, body, batch):
+                conn[1].close()
+                conn = None
+    finally:
+        if conn is not None:
+            conn[1].close()
 
 
 async def _batch(base: str, body: dict, n: int, concurrency: int, proc: Proc) -> Batch:
     batch = Batch()
     host, port = "127.0.0.1", proc.port
-    queue = list(range(n))
-
-    async def worker() -> None:
-        while queue:
-            queue.pop()
-            await _one(host, port, body, batch)
-
     # Warm-up outside the measurement.
-    await asyncio.gather(*(_one(host, port, {**body, "max_tokens": 4}, Batch())
-                           for _ in range(min(concurrency, 32))))
+    warm = list(range(min(concurrency, 32)))
+    await asyncio.gather(*(_worker(host, port, {**body, "max_tokens": 4}, Batch(), warm)
+                           for _ in range(len(warm))))
+    queue = list(range(n))
     cpu0, t0 = proc.cpu(), time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    await asyncio.gather(*(_worker(host, port, body, batch, queue) for _ in range(concurrency)))
     batch.wall_s = time.perf_counter() - t0
     batch.cpu_s = proc.cpu() - cpu0
     return batch

@@ -128,7 +128,7 @@ def create_app(settings: Settings, engine: Engine, *, harmony: Harmony | None = 
                on_fatal: Callable[[str], None] = lambda reason: None) -> FastAPI:
     harmony = harmony or load_harmony()
     pipeline = Pipeline(settings, harmony, engine)
-    lifecycle = Lifecycle(settings, on_fatal, pipeline.last_progress)
+    lifecycle = Lifecycle(settings, on_fatal, pipeline.last_progress, lambda: engine.is_dead)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):

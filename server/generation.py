@@ -23,7 +23,6 @@ class Generation:
     ``asyncio.timeout`` around every engine step: that would cost a timer per token.
     """
 
-    task: asyncio.Task
     started: float
     deadline: float
     idle_limit: float
@@ -32,6 +31,7 @@ class Generation:
     steps: int = 0
     waiting_since: float | None = None
     expired: str | None = None
+    task: asyncio.Task | None = None  # the task awaiting the engine (it may change per step)
 
     def __post_init__(self) -> None:
         self.last_step = self.started
@@ -53,6 +53,7 @@ class Generation:
         if self.expired is not None:
             raise RequestTimeoutError(_EXPIRED[self.expired])
         self.waiting_since = time.monotonic()
+        self.task = asyncio.current_task()
         try:
             delta = await anext(stream, None)
         except asyncio.CancelledError:

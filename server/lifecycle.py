@@ -22,9 +22,11 @@ log = logging.getLogger(__name__)
 
 class Lifecycle:
     def __init__(self, settings: Settings, on_fatal: Callable[[str], None],
-                 last_progress: Callable[[], float | None]) -> None:
+                 last_progress: Callable[[], float | None],
+                 engine_dead: Callable[[], bool]) -> None:
         self.settings = settings
         self.on_fatal = on_fatal
+        self.engine_dead = engine_dead
         self.last_progress = last_progress  # when a token last arrived (None: nothing runs)
         self.loaded = False
         self.draining = False
@@ -48,6 +50,8 @@ class Lifecycle:
         return 0.0 if last is None else time.monotonic() - last
 
     def live(self) -> tuple[bool, str]:
+        if self.engine_dead():
+            self.fatal("the engine died")  # usually the engine watcher got there first
         if self.dead_reason:
             return False, f"dead: {self.dead_reason}"
         if not self.loaded:

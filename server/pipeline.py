@@ -174,8 +174,7 @@ class Pipeline:
         decoder = ChoiceDecoder(self.harmony, choice, completion.tools)
         stopper = StopMatcher(completion.stop_strings) if completion.stop_strings else None
         interval = self.settings.stream_interval
-        generation = Generation(asyncio.current_task(), completion.started, deadline,
-                                self.settings.stream_idle_timeout)
+        generation = Generation(completion.started, deadline, self.settings.stream_idle_timeout)
         self.active[request.request_id] = generation
         stream = self.engine.generate(request)
         reason: str | None = None

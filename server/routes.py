@@ -98,6 +98,8 @@ async def chat_completions(body: CompletionCreateParams, request: Request):
                                               "choices": result["choices"]})
             return JSONResponse(result)
         chunks = to_chunks(completion, events, fields)
-        first = await anext(chunks)  # before the 200: early errors keep their status
+        # Pull the first chunk before the 200, so early errors keep their status; a client that
+        # leaves meanwhile still aborts the generation.
+        first = await run_until_disconnect(anext(chunks), request.receive)
         response = EventStreamResponse(first, chunks, cleanup.pop_all(), {})
     return response

@@ -219,3 +219,14 @@ def _metric(server, name: str) -> float:
             if line.startswith(name + " "):
                 return float(line.split()[1])
     return 0.0
+
+
+def test_disconnect_before_the_first_chunk_aborts_too(serve):
+    server = serve([COMPLETIONS["plain"]], token_delay=2.0)
+    body = {"model": MODEL, "messages": USER, "stream": True}
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(server.url + "/v1/chat/completions", json=body, timeout=0.3)
+    deadline = time.monotonic() + 1.5
+    while not server.engine.aborted and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert server.engine.aborted and server.engine.stats().running == 0
