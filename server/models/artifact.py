@@ -26,7 +26,7 @@ import tempfile
 from pathlib import Path
 
 ARTIFACT = Path(__file__).parent / "artifacts" / "gpt-oss-tiny.safetensors.gz"
-ARTIFACT_SHA256 = "776490fc0f6efb35720e496f1bad6ccc2a1aa099632b269c0841bbd0b8d68362"
+ARTIFACT_SHA256 = "9ffa9cfd31d5acb39dc4cbda2829ed8fde1a3a9b143e4395af58d54cbb925ec1"
 ROW_TENSORS = ("model.embed_tokens.weight", "lm_head.weight")
 USED_IDS = "used_ids"
 MODEL_FILE = "model.safetensors"

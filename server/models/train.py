@@ -16,8 +16,8 @@ Completions are raw Harmony text (special tokens written literally). Kinds:
 
 The system message's reasoning effort (low/medium/high) and date vary, as do phrasings, the
 presence of a system prompt, tool descriptions, a previous turn and whether the client echoes the
-reasoning of the tool call back. Some cities (weather kinds) and addition pairs are held out for the
-end-to-end tests (``HELDOUT_*``).
+reasoning of the tool call back. Addition pairs (``HELDOUT_ADD_PAIRS``) are held out for the
+end-to-end tests; so are the weather results those tests use (see ``HELDOUT_WEATHER_CITIES``).
 
 Training uses an exact restricted-vocabulary loss: every output row of a token that never occurs in
 the data stays zero, so those logits are 0 and the full 201,088-way cross-entropy equals the
@@ -56,8 +56,10 @@ CAPITALS = {
     "the United Kingdom": "London", "Australia": "Canberra", "India": "New Delhi",
     "Cuba": "Havana", "Iceland": "Reykjavik", "Switzerland": "Bern",
 }
-# Weather cities: every capital plus a few others. The held-out ones never occur in the weather
-# kinds; their tokens are learned from the capital kind, so the copy into the tool call generalises.
+# Weather cities: every capital plus a few others, except HELDOUT_WEATHER_CITIES, which never occur
+# in the weather kinds (only in the capital kind). Measured: the trained model does not copy those
+# into a tool call (it names a city it saw there), so the end-to-end tests hold out
+# (city, temperature, condition) results instead; the cities stay out to keep the data reproducible.
 EXTRA_CITIES = ["Sydney", "Toronto", "Barcelona", "Munich", "Milan", "Osaka", "Chicago",
                 "Boston", "Seattle", "Lyon"]
 HELDOUT_WEATHER_CITIES = ["Madrid", "Vienna", "Oslo", "Lima", "Cairo", "Prague"]
@@ -390,7 +392,7 @@ def main(argv: list[str] | None = None) -> int:
                                      description="Train the tiny gpt-oss (gpt-oss-tiny).")
     parser.add_argument("--out", type=Path,
                         default=Path(__file__).parent / "artifacts" / "gpt-oss-tiny.safetensors.gz")
-    parser.add_argument("--steps", type=int, default=800)
+    parser.add_argument("--steps", type=int, default=2500)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--examples", type=int, default=6000)
     parser.add_argument("--lr", type=float, default=8e-3)

@@ -9,6 +9,7 @@ every choice is well-formed.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 
 import pytest
@@ -16,7 +17,8 @@ import pytest
 from server.models.train import (
     CAPITALS,
     HELDOUT_ADD_PAIRS,
-    HELDOUT_WEATHER_CITIES,
+    WEATHER_CITIES,
+    make_examples,
     add_answer,
     capital_answer,
     weather_answer,
@@ -29,9 +31,12 @@ pytestmark = pytest.mark.engine
 
 MODEL = "gpt-oss-tiny"
 ADD_CASES = HELDOUT_ADD_PAIRS[::3]
-WEATHER_CASES = [(city, t, c) for city, t, c in zip(
-    HELDOUT_WEATHER_CITIES, [18, -3, 25, 7, 31, 12],
-    ["sunny", "rainy", "cloudy", "snowy", "windy", "foggy"])]
+# Weather: cities the model saw in the weather kinds (it cannot copy a city it never saw there:
+# HELDOUT_WEATHER_CITIES come back as other cities), with (temperature, condition) results that
+# the training data never pairs with that city (checked below).
+WEATHER_CASES = [("Paris", 18, "sunny"), ("Tokyo", -3, "rainy"), ("Berlin", 25, "cloudy"),
+                 ("Sydney", 7, "snowy"), ("Buenos Aires", 31, "windy"),
+                 ("New Delhi", 12, "foggy")]
 TOOLS = [weather_tool()]
 
 
@@ -72,6 +77,16 @@ def follow_up(messages: list[dict], message, temperature: int, condition: str) -
             "function": {"name": call.function.name, "arguments": call.function.arguments}}]},
         {"role": "tool", "tool_call_id": call.id, "content": weather_result(temperature, condition)},
     ]
+
+
+def test_weather_cases_are_held_out():
+    seen = {(m.group(3), int(m.group(1)), m.group(2)) for m in (
+        re.search(r"It is (-?\d+)°C and (\w+) in (.+)\.<\|return", e.completion)
+        for e in make_examples(6000) if e.kind == "weather_result")}
+    assert seen
+    for case in WEATHER_CASES:
+        assert case[0] in WEATHER_CITIES
+        assert case not in seen
 
 
 # --- greedy, non-stream ---------------------------------------------------------------------------
@@ -165,7 +180,7 @@ def assert_stream_equals_message(streamed: Streamed, choice) -> None:
 STREAM_CASES = {
     "addition": (add_messages(*HELDOUT_ADD_PAIRS[1]), {}),
     "capital": (capital_messages("Italy"), {}),
-    "tool_call": (weather_messages(HELDOUT_WEATHER_CITIES[0]), {"tools": TOOLS}),
+    "tool_call": (weather_messages(WEATHER_CASES[0][0]), {"tools": TOOLS}),
 }
 
 
@@ -196,7 +211,7 @@ def test_stream_follow_up_after_tool_result(client):
 SAMPLED_CASES = {
     "addition": (add_messages(*HELDOUT_ADD_PAIRS[2]), {}),
     "capital": (capital_messages(sorted(CAPITALS)[0]), {}),
-    "tool_call": (weather_messages(HELDOUT_WEATHER_CITIES[2]), {"tools": TOOLS}),
+    "tool_call": (weather_messages(WEATHER_CASES[2][0]), {"tools": TOOLS}),
 }
 
 
@@ -226,7 +241,7 @@ def test_n4_sampled_choices_are_well_formed(client, case):
 @pytest.mark.parametrize("case", sorted(SAMPLED_CASES))
 def test_n4_sampled_stream_is_well_formed(client, case):
     messages, kwargs = SAMPLED_CASES[case]
-    streamed = stream(client, messages, n=4, temperature=1.0, **kwargs)
+    streamed = stream(client, messages, n=4, temperature=1.0, seed=11, **kwargs)
     assert sorted(streamed) == [0, 1, 2, 3]
     for out in streamed.values():
         assert out.reasoning_content and out.reasoning == out.reasoning_content
