@@ -35,7 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -515,7 +515,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--b-requests", type=int, default=16, help="Requests per server in part (b).")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    started = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M")
+    started = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M")
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         work = Path(tmp)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from server.config import Settings
 from server.engine.scripted import ScriptedEngine
 from server.harmony.encoding import load_harmony
 from tests.corpus import COMPLETIONS
+from tests.server_process import free_port
 
 MODEL = "gpt-oss-scripted"
 
@@ -25,12 +25,6 @@ MODEL = "gpt-oss-scripted"
 @pytest.fixture(scope="session")
 def harmony():
     return load_harmony()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass

@@ -96,9 +96,10 @@ def generation_config() -> dict:
 
 def write_tokenizer(out: Path) -> Path:
     """Write tokenizer.json (o200k_harmony) generated from the verified Harmony vocabulary."""
-    from server.harmony.encoding import VOCAB_FILE, resolve_vocabulary
-    from transformers.integrations.tiktoken import convert_tiktoken_to_fast
     from openai_harmony import HarmonyEncodingName, load_harmony_encoding
+    from transformers.integrations.tiktoken import convert_tiktoken_to_fast
+
+    from server.harmony.encoding import VOCAB_FILE, resolve_vocabulary
 
     directory = resolve_vocabulary()
     encoding = load_harmony_encoding(HarmonyEncodingName.HARMONY_GPT_OSS)

@@ -13,32 +13,19 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import free_port
 from tests.corpus import COMPLETIONS
+from tests.server_process import start_server
 
 SECRET_KEY = "sk-test-4f9c1e7b2d"
 PROMPT_MARKER = "zebra-umbrella-7731"
 
 
-def start(tmp_path: Path, *args: str, env: dict | None = None) -> tuple[subprocess.Popen, str, Path]:
+def start(tmp_path: Path, *args: str) -> tuple[subprocess.Popen, str, Path]:
     script = tmp_path / "script.jsonl"
     script.write_text(json.dumps({"completion": COMPLETIONS["long"]}) + "\n")
-    port = free_port()
-    log = tmp_path / "server.log"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "server", "--engine", "scripted", "--script", str(script),
-         "--host", "127.0.0.1", "--port", str(port), *args],
-        stdout=log.open("w"), stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            if httpx.get(url + "/ready").status_code == 200:
-                return process, url, log
-        except httpx.TransportError:
-            time.sleep(0.1)
-    process.kill()
-    raise RuntimeError("server did not start:\n" + log.read_text())
+    server = start_server(["--engine", "scripted", "--script", str(script), *args], tmp_path,
+                          model="gpt-oss-scripted", ready_timeout=30)
+    return server.process, server.base_url, server.log_path
 
 
 def test_sigterm_drains_in_flight_stream_then_exits_zero(tmp_path):
