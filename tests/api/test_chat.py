@@ -230,3 +230,16 @@ def test_disconnect_before_the_first_chunk_aborts_too(serve):
     while not server.engine.aborted and time.monotonic() < deadline:
         time.sleep(0.02)
     assert server.engine.aborted and server.engine.stats().running == 0
+
+
+def test_tokenize_shows_the_rendered_prompt(serve):
+    server = serve()
+    with server.http() as http:
+        body = http.post("/tokenize", json={"messages": USER, "tools": [WEATHER_TOOL],
+                                            "reasoning_effort": "high"}).json()
+    assert set(body) == {"count", "max_model_len", "tokens", "prompt"}
+    assert body["count"] == len(body["tokens"]) and body["max_model_len"] == 131072
+    assert body["prompt"].startswith("<|start|>system<|message|>")
+    assert "Reasoning: high" in body["prompt"] and "type get_weather" in body["prompt"]
+    assert body["prompt"].endswith("<|start|>user<|message|>What's the weather in Paris?<|end|>"
+                                   "<|start|>assistant")

@@ -146,3 +146,44 @@ def test_probes_and_metrics_open_without_key(serve):
         assert _raw_get(server.url, path) == 200
     protected = serve(api_key=["sk-secret"], protect_metrics=True)
     assert _raw_get(protected.url, "/metrics") == 401
+
+
+def test_total_request_timeout_ends_stream_with_error_frame_and_aborts(serve):
+    server = serve([COMPLETIONS["long"]], token_delay=0.05, request_timeout=0.4)
+    with httpx.stream("POST", server.url + "/v1/chat/completions",
+                      json={**BASE, "stream": True}) as response:
+        assert response.status_code == 200
+        frames = [line for line in response.iter_lines() if line]
+    assert frames[-1] == "data: [DONE]" and '"code":"timeout"' in frames[-2]
+    assert server.engine.aborted
+
+
+def test_cache_salt_per_key_isolates_tenants(serve):
+    server = serve(api_key=["sk-a", "sk-b"], cache_salt_per_key=True)
+    for key in ("sk-a", "sk-b", "sk-a"):
+        httpx.post(server.url + "/v1/chat/completions", json=BASE,
+                   headers={"Authorization": f"Bearer {key}"}).raise_for_status()
+    salts = [call.options.cache_salt for call in server.engine.calls]
+    assert salts[0] and salts[0] == salts[2] != salts[1]
+    assert "sk-a" not in salts[0]
+    plain = serve(api_key=["sk-a"])
+    httpx.post(plain.url + "/v1/chat/completions", json=BASE,
+               headers={"Authorization": "Bearer sk-a"}).raise_for_status()
+    assert plain.engine.calls[0].options.cache_salt is None
+
+
+def test_metrics_carry_no_user_text_or_keys(serve):
+    server = serve(api_key=["sk-metrics-secret"])
+    marker = "metrics-marker-9931"
+    headers = {"Authorization": "Bearer sk-metrics-secret"}
+    httpx.post(server.url + "/v1/chat/completions", headers=headers,
+               json={**BASE, "messages": [{"role": "user", "content": marker}]})
+    httpx.post(server.url + f"/v1/{marker}", headers=headers)
+    text = httpx.get(server.url + "/metrics").text
+    assert marker not in text and "sk-metrics-secret" not in text
+    for series in ("gptoss_requests_total", "gptoss_time_to_first_token_seconds",
+                   "gptoss_inter_token_latency_seconds", "gptoss_completion_tokens_total",
+                   "gptoss_requests_in_flight", "gptoss_aborts_total",
+                   "gptoss_harmony_parse_errors_total", "gptoss_auth_failures_total",
+                   "gptoss_request_duration_seconds"):
+        assert series in text
