@@ -85,8 +85,8 @@ class Pipeline:
             raise ContextLengthExceededError(
                 f"this model's maximum context length is {limit} tokens; the messages "
                 f"rendered to {len(prompt)} tokens", param="messages")
-        vocab = self.engine.vocab_size
-        if any(t >= vocab or t < 0 for t in prompt):  # such an id would crash vLLM
+        if prompt and (max(prompt) >= self.engine.vocab_size or min(prompt) < 0):
+            # such an id would crash vLLM's engine
             raise InvalidRequestError("the prompt has a token outside the model's vocabulary",
                                       param="messages")
         return limit - len(prompt)

@@ -82,8 +82,8 @@ class ScriptedEngine:
 
     def _tokens_for(self, request: GenerationRequest) -> tuple[list[int], str]:
         tokens = self._scripts[next(self._next)]
-        stops = set(request.options.stop_token_ids)
-        end = next((i + 1 for i, t in enumerate(tokens) if t in stops), len(tokens))
+        stops = request.options.stop_token_ids
+        end = min((tokens.index(t) + 1 for t in stops if t in tokens), default=len(tokens))
         if end > request.options.max_tokens:
             return tokens[: request.options.max_tokens], "length"
         return tokens[:end], "stop"
