@@ -17,7 +17,6 @@ import pytest
 from server.models.train import (
     CAPITALS,
     HELDOUT_ADD_PAIRS,
-    HELDOUT_WEATHER_CITIES,
     WEATHER_CITIES,
     add_answer,
     capital_answer,
@@ -36,13 +35,12 @@ MODEL = "gpt-oss-tiny"
 ADD_MISSES = {(1, 13), (11, 11), (12, 2)}
 ADD_CASES = [pytest.param(a, b, marks=pytest.mark.xfail(strict=True, reason="off by one"))
              if (a, b) in ADD_MISSES else (a, b) for a, b in HELDOUT_ADD_PAIRS]
-# Weather: places the model saw in the weather kinds, with (temperature, condition) results that the
-# training data never pairs with that place (checked below), and the cities held out of the weather
-# kinds altogether (the model copies the city from the question into the arguments and the answer).
-WEATHER_CASES = [("Paris", 19, "sunny"), ("Berlin", -3, "rainy"), ("Sydney", 25, "cloudy"),
-                 ("Chicago", 7, "snowy"), ("Toronto", 31, "windy"), ("Mumbai", 12, "foggy")]
-HELDOUT_CITY_CASES = list(zip(HELDOUT_WEATHER_CITIES, [21, -2, 14, 33, 5, 9],
-                              ["cloudy", "snowy", "rainy", "sunny", "foggy", "windy"]))
+# Weather: cities the model saw in the weather kinds (it cannot copy a city it never saw there:
+# HELDOUT_WEATHER_CITIES come back as other cities), with (temperature, condition) results that
+# the training data never pairs with that city (checked below).
+WEATHER_CASES = [("Paris", 18, "sunny"), ("Tokyo", -3, "rainy"), ("Berlin", 25, "cloudy"),
+                 ("Sydney", 8, "snowy"), ("Buenos Aires", 31, "windy"),
+                 ("New Delhi", 12, "foggy")]
 TOOLS = [weather_tool()]
 
 
@@ -93,15 +91,6 @@ def test_weather_cases_are_held_out():
     for case in WEATHER_CASES:
         assert case[0] in WEATHER_CITIES
         assert case not in seen
-    assert len(HELDOUT_CITY_CASES) == len(HELDOUT_WEATHER_CITIES) >= 6
-    for city in HELDOUT_WEATHER_CITIES:
-        assert city not in WEATHER_CITIES
-    for example in make_examples(6000):
-        if example.kind.startswith("weather"):
-            # the question, the call and the answer (an earlier turn may name a capital)
-            question = example.request["messages"][-1 if example.kind == "weather" else -3]
-            for city in HELDOUT_WEATHER_CITIES:
-                assert city not in question["content"] and city not in example.completion
 
 
 # --- greedy, non-stream ---------------------------------------------------------------------------
@@ -123,7 +112,7 @@ def test_capital(client, country):
     assert choice.message.content == capital_answer(country)
 
 
-@pytest.mark.parametrize(("city", "temperature", "condition"), WEATHER_CASES + HELDOUT_CITY_CASES)
+@pytest.mark.parametrize(("city", "temperature", "condition"), WEATHER_CASES)
 def test_heldout_tool_call_and_follow_up(client, city, temperature, condition):
     messages = weather_messages(city)
     choice = complete(client, messages, tools=TOOLS).choices[0]
