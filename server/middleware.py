@@ -24,6 +24,7 @@ from server.errors import APIError, AuthenticationError, PayloadTooLargeError
 
 log = logging.getLogger("server.access")
 
+_QUIET_ROUTES = frozenset({"/health", "/ready", "/metrics"})
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
@@ -155,7 +156,9 @@ class EdgeMiddleware:
         metrics.REQUESTS.labels(route_path, str(status)).inc()
         metrics.REQUEST_LATENCY.labels(route_path).observe(elapsed)
         state = scope["state"]
-        log.info("request", extra={
+        # Probes and scrapes arrive every few seconds: keep them out of the info-level log.
+        level = logging.DEBUG if route_path in _QUIET_ROUTES and status < 400 else logging.INFO
+        log.log(level, "request", extra={
             "request_id": request_id, "method": scope["method"], "route": route_path,
             "status": status, "duration_ms": round(elapsed * 1000, 2),
             **{k: state[k] for k in ("prompt_tokens", "completion_tokens") if k in state}})

@@ -1,6 +1,6 @@
 """The real server on the trained gpt-oss-tiny: ``python -m server --engine vllm --model gpt-oss-tiny``.
 
-Started once per session with no flag other than host and port (the CPU engine settings are the
+Started once per test module with no flag other than host and port (the CPU engine settings are the
 built-in name's defaults), waited for on GET /ready, and killed in teardown with its engine
 processes. Its log is attached to failing tests' reports.
 """
@@ -13,10 +13,10 @@ import pytest
 
 from tests.server_process import attach_logs, start_server
 
-READY_TIMEOUT = float(os.environ.get("GPT_OSS_TEST_READY_TIMEOUT", "240"))
+READY_TIMEOUT = float(os.environ.get("GPT_OSS_TEST_READY_TIMEOUT", "420"))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def trained_server(tmp_path_factory):
     server = start_server(["--engine", "vllm", "--model", "gpt-oss-tiny"],
                           tmp_path_factory.mktemp("gpt-oss-tiny"), model="gpt-oss-tiny",
@@ -25,7 +25,7 @@ def trained_server(tmp_path_factory):
     server.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def client(trained_server):
     return trained_server.client()
 

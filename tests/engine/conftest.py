@@ -14,7 +14,7 @@ import pytest
 from tests.server_process import ServerProcess, attach_logs
 from tests.server_process import start_server as _start
 
-READY_TIMEOUT = float(os.environ.get("GPT_OSS_TEST_READY_TIMEOUT", "240"))
+READY_TIMEOUT = float(os.environ.get("GPT_OSS_TEST_READY_TIMEOUT", "420"))
 # Tests pass --enforce-eager (a vLLM engine flag, through our parser): no torch.compile warm-up.
 ENGINE_FLAGS = ["--enforce-eager", "--max-num-seqs", "32"]
 
