@@ -409,8 +409,9 @@ def verdicts(rows: list[dict], b: dict) -> list[str]:
         if not vals:
             continue
         worst = max(vals)
+        verdict = "met" if worst <= target else f"missed by {worst - target:.1f} us ({worst / target:.2f}x)"
         lines.append(f"- Interval {interval}: worst {worst:.1f} us/token, target <= {target:g} us: "
-                     f"**{'met' if worst <= target else f'missed by {worst - target:.1f} us ({worst / target:.2f}x)'}**")
+                     f"**{verdict}**")
         spread = max(vals) / min(vals) - 1
         lines.append(f"- Interval {interval}: spread across lengths and concurrency {spread * 100:.0f}% "
                      f"(max/min - 1), target <= {FLAT_TOLERANCE * 100:.0f}%: "

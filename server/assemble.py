@@ -133,10 +133,9 @@ async def collect(completion: Completion, batches: AsyncIterator[list[Event]],
 
 def _choice(index: int, message: _Message, fields: tuple[str, ...]) -> dict:
     reasoning = "".join(message.reasoning) or None
+    content = "".join(message.content)  # with tool calls, only a preamble; none: null
     body: dict = {"role": "assistant",
-                  "content": None if message.tool_calls else "".join(message.content)}
-    if message.tool_calls and message.content:  # a preamble before the calls
-        body["content"] = "".join(message.content)
+                  "content": content if content or not message.tool_calls else None}
     body.update({name: reasoning for name in fields})
     body["tool_calls"] = message.tool_calls or None
     body["refusal"] = None

@@ -2,8 +2,7 @@
 
 Every error a client sees is ``{"error": {"message", "type", "param", "code"}}`` with a string
 ``code``; the HTTP status picks the openai SDK's exception class (400 BadRequestError,
-401 AuthenticationError, 404 NotFoundError, 413 APIStatusError, 429 RateLimitError,
-5xx InternalServerError).
+401 AuthenticationError, 404 NotFoundError, 413 APIStatusError, 5xx InternalServerError).
 """
 
 from __future__ import annotations
@@ -64,12 +63,6 @@ class PayloadTooLargeError(APIError):
     status = 413
     type = "invalid_request_error"
     code = "request_too_large"
-
-
-class RateLimitError(APIError):
-    status = 429
-    type = "rate_limit_error"
-    code = "rate_limit_exceeded"
 
 
 class ServerError(APIError):

@@ -45,10 +45,6 @@ class Usage:
     completion_tokens: int
     reasoning_tokens: int
 
-    @property
-    def total_tokens(self) -> int:
-        return self.prompt_tokens + self.completion_tokens
-
 
 @dataclass(slots=True, frozen=True)
 class Finish:

@@ -281,7 +281,7 @@ KIND_WEIGHTS = {"add": 0.45, "capital": 0.1, "weather": 0.15, "weather_result": 
 
 def make_examples(count: int, seed: int = SEED) -> list[Example]:
     rng = random.Random(seed)
-    kinds, weights = zip(*KIND_WEIGHTS.items())
+    kinds, weights = zip(*KIND_WEIGHTS.items(), strict=True)
     return [make_example(rng, rng.choices(kinds, weights)[0]) for _ in range(count)]
 
 
