@@ -356,10 +356,12 @@ def part_b(args, work: Path) -> dict:
         try:
             model = proc.model()
             base = {"model": model, "stream": True, "stream_options": {"include_usage": True},
-                    "temperature": 0, "ignore_eos": True,
-                    # Random weights emit noise that neither server shows as text; this bias makes
-                    # both stream '<|message|>' then 'hello' tokens: visible content from the
-                    # first token (so TTFT is measurable) and no stop token before max_tokens.
+                    "temperature": 1.0, "seed": 0, "ignore_eos": True,
+                    # Random weights emit noise that our server does not show as text; this bias
+                    # makes both servers stream '<|message|>' then 'hello' tokens: visible content
+                    # from the first token (so TTFT is measurable) and no stop token before
+                    # max_tokens. (vLLM 0.32's CPU sampler ignores logit_bias for greedy requests,
+                    # hence temperature 1.)
                     "logit_bias": {"200008": 100, "24912": 100}}
             body = {**base, "max_tokens": max_tokens,
                     "messages": [{"role": "user", "content": "Tell me a story."}]}
