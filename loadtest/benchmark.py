@@ -325,23 +325,28 @@ def part_b(args, work: Path) -> dict:
     reason = "--skip-vllm" if args.skip_vllm or args.quick else _vllm_unavailable()
     if reason:
         return {"skipped": reason}
-    model_dir = work / "tiny-gpt-oss"
-    made = subprocess.run([sys.executable, "-m", "server.models.tiny", "--out", str(model_dir),
-                           "--tokenizer"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    # The trained gpt-oss-tiny (real Harmony: reasoning, then a final answer), expanded with a
+    # tokenizer.json, which vLLM's own server needs (ours does not).
+    model_dir = work / "gpt-oss-tiny"
+    made = subprocess.run(
+        [sys.executable, "-c",
+         "import sys; from pathlib import Path; from server.models import artifact, tiny; "
+         "out = artifact.expand(artifact.ARTIFACT, Path(sys.argv[1])); tiny.write_tokenizer(out)",
+         str(model_dir)], cwd=ROOT, capture_output=True, text=True, timeout=600)
     if made.returncode != 0:
-        return {"skipped": f"server.models.tiny failed: {made.stderr[-300:]}"}
+        return {"skipped": f"expanding gpt-oss-tiny failed: {made.stderr[-300:]}"}
     env = {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_LOGGING_LEVEL": "WARNING"}
-    # The same engine arguments for both (those of the built-in gpt-oss-tiny-random).
-    engine = ["--load-format", "dummy", "--dtype", "bfloat16", "--max-model-len", "4096",
+    # The same engine arguments for both (those of the built-in gpt-oss-tiny).
+    engine = ["--dtype", "bfloat16", "--max-model-len", "4096",
               "--kv-cache-memory-bytes", str(256 * 2**20)]
     servers = {
         "ours": lambda port: [sys.executable, "-m", "server", "--engine", "vllm", "--model",
-                              str(model_dir), "--host", "127.0.0.1", "--port", str(port),
+                              str(model_dir), "--served-model-name", "gpt-oss-tiny",
+                              "--host", "127.0.0.1", "--port", str(port),
                               "--log-level", "warning", "--stream-interval", "1", *engine],
         "vllm": lambda port: [sys.executable, "-m", "vllm.entrypoints.openai.api_server",
                               "--model", str(model_dir), "--host", "127.0.0.1", "--port", str(port),
-                              "--served-model-name", "tiny-gpt-oss", *engine],
+                              "--served-model-name", "gpt-oss-tiny", *engine],
     }
     n, conc, max_tokens = args.b_requests, 8, 256
     out: dict = {"requests": n, "concurrency": conc, "max_tokens": max_tokens}
@@ -355,16 +360,12 @@ def part_b(args, work: Path) -> dict:
             continue
         try:
             model = proc.model()
+            # Greedy answers of ~35 tokens (reasoning, then the final answer) from a prompt the
+            # model was trained on, so both servers stream real Harmony structure.
             base = {"model": model, "stream": True, "stream_options": {"include_usage": True},
-                    "temperature": 1.0, "seed": 0, "ignore_eos": True,
-                    # Random weights emit noise that our server does not show as text; this bias
-                    # makes both servers stream '<|message|>' then 'hello' tokens: visible content
-                    # from the first token (so TTFT is measurable) and no stop token before
-                    # max_tokens. (vLLM 0.32's CPU sampler ignores logit_bias for greedy requests,
-                    # hence temperature 1.)
-                    "logit_bias": {"200008": 100, "24912": 100}}
+                    "temperature": 0}
             body = {**base, "max_tokens": max_tokens,
-                    "messages": [{"role": "user", "content": "Tell me a story."}]}
+                    "messages": [{"role": "user", "content": "What is the capital of France?"}]}
             b = run_batch(proc.base, body, n, conc, proc)
             ttft_body = {**base, "max_tokens": 4,
                          "messages": [{"role": "user", "content": long_prompt()}]}
@@ -454,11 +455,12 @@ def markdown(rows: list[dict], b: dict, info: dict, started: str, elapsed: float
         out.append(f"| {r['length']} | {r['interval']} | {r['concurrency']} | {r['requests']} | "
                    f"{r['failures']} | {r['tokens']} | {r['server_cpu_s']} | **{r['us_per_token']}** | "
                    f"{r['tokens_per_s_per_core']} | {r['wall_s']} | {r['wall_tokens_per_s']} |")
-    out += ["", "## (b) Our server vs vLLM's own OpenAI server, tiny gpt-oss, vLLM CPU engine", ""]
+    out += ["", "## (b) Our server vs vLLM's own OpenAI server, trained gpt-oss-tiny, vLLM CPU engine", ""]
     if b.get("skipped"):
         out.append(f"Skipped: {b['skipped']}")
     else:
-        out += [f"{b['requests']} streamed requests, max_tokens {b['max_tokens']}, {b['concurrency']} at a time; "
+        out += [f"{b['requests']} streamed requests ('What is the capital of France?', greedy: reasoning "
+                f"then the answer), max_tokens {b['max_tokens']}, {b['concurrency']} at a time; "
                 "CPU of the API process only (EngineCore child excluded). TTFT 1k: 12 sequential "
                 "requests with a ~1k-token prompt.", "",
                 "| server | tokens | failures | API CPU s | **us CPU / token** | median TTFT ms | "
@@ -519,7 +521,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true",
                         help="Smoke test (< 1 min): 512 tokens, concurrency 1 and 16, no vLLM part.")
     parser.add_argument("--skip-vllm", action="store_true", help="Skip part (b).")
-    parser.add_argument("--b-requests", type=int, default=16, help="Requests per server in part (b).")
+    parser.add_argument("--b-requests", type=int, default=64, help="Requests per server in part (b).")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     started = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M")
