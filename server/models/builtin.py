@@ -6,9 +6,10 @@ defaults on vLLM's command line, so they override them. Any name that is not bui
 through unchanged (a Hugging Face id or a local directory) with no default flags.
 
 The tiny models are written once to ``~/.cache/gpt-oss-server/models/<name>`` (``$XDG_CACHE_HOME``
-is honoured). Their defaults: random weights (``--load-format dummy``), bf16, a 4,096-token
-context and a 256 MiB KV cache (``--kv-cache-memory-bytes``: on CPU the default reservation,
-``--gpu-memory-utilization`` 0.92 of RAM, fails on small machines).
+is honoured): ``gpt-oss-tiny`` is expanded from the trained artifact (server/models/artifact.py);
+the ``-random`` ones have no weight file and load random weights (``--load-format dummy``). All
+default to bf16, a 4,096-token context and a 256 MiB KV cache (``--kv-cache-memory-bytes``: on CPU
+the default reservation, ``--gpu-memory-utilization`` 0.92 of RAM, fails on small machines).
 """
 
 from __future__ import annotations
