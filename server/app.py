@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 ENGINE_POLL_SECONDS = 0.5
 
 
-def _error_response(error: APIError, request: Request) -> JSONResponse:
+def _error_response(error: APIError) -> JSONResponse:
     return JSONResponse(error.body(), status_code=error.status, headers=error.headers)
 
 
@@ -72,11 +72,11 @@ def _validation_error(exc: RequestValidationError) -> InvalidRequestError:
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(APIError)
     async def api_error(request: Request, exc: APIError) -> JSONResponse:
-        return _error_response(exc, request)
+        return _error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return _error_response(_validation_error(exc), request)
+        return _error_response(_validation_error(exc))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -87,7 +87,7 @@ def _install_error_handlers(app: FastAPI) -> None:
         else:
             error = InvalidRequestError(str(exc.detail))
             error.status = exc.status_code
-        return _error_response(error, request)
+        return _error_response(error)
 
     @app.exception_handler(ClientDisconnected)
     async def client_gone(request: Request, exc: ClientDisconnected) -> JSONResponse:
@@ -97,7 +97,7 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error")
-        return _error_response(ServerError("internal server error"), request)
+        return _error_response(ServerError("internal server error"))
 
 
 async def _run_engine(engine: Engine, lifecycle: Lifecycle) -> None:

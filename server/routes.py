@@ -101,5 +101,5 @@ async def chat_completions(body: CompletionCreateParams, request: Request):
         # Pull the first chunk before the 200, so early errors keep their status; a client that
         # leaves meanwhile still aborts the generation.
         first = await run_until_disconnect(anext(chunks), request.receive)
-        response = EventStreamResponse(first, chunks, cleanup.pop_all(), {})
+        response = EventStreamResponse(first, chunks, cleanup.pop_all())
     return response

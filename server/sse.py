@@ -61,16 +61,15 @@ class EventStreamResponse(Response):
     """An ASGI response streaming ``first`` then ``rest``, closing ``cleanup`` at the end."""
 
     def __init__(self, first: bytes, rest: AsyncIterator[bytes],
-                 cleanup: contextlib.AsyncExitStack, headers: dict[str, str]) -> None:
+                 cleanup: contextlib.AsyncExitStack) -> None:
         self.first = first
         self.rest = rest
         self.cleanup = cleanup
-        self.background = None
-        self.extra_headers = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+        self.background = None  # FastAPI reads it off any Response
 
     async def __call__(self, scope, receive, send) -> None:
         headers = [(b"content-type", b"text/event-stream; charset=utf-8"),
-                   (b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no"), *self.extra_headers]
+                   (b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]
         try:
             await send({"type": "http.response.start", "status": 200, "headers": headers})
             await run_until_disconnect(self._send_body(send), receive)
