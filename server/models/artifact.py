@@ -26,7 +26,7 @@ import tempfile
 from pathlib import Path
 
 ARTIFACT = Path(__file__).parent / "artifacts" / "gpt-oss-tiny.safetensors.gz"
-ARTIFACT_SHA256 = "9ffa9cfd31d5acb39dc4cbda2829ed8fde1a3a9b143e4395af58d54cbb925ec1"
+ARTIFACT_SHA256 = "46a68767aca876f01b6f8a937fad4b4fb5721bffc982f83edae43df8d87b78a9"
 ROW_TENSORS = ("model.embed_tokens.weight", "lm_head.weight")
 USED_IDS = "used_ids"
 MODEL_FILE = "model.safetensors"

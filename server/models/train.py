@@ -32,8 +32,10 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import math
 import random
+import re
 import sys
 import time
 from dataclasses import dataclass
@@ -55,16 +57,31 @@ CAPITALS = {
     "Russia": "Moscow", "Turkey": "Ankara", "Canada": "Ottawa", "Mexico": "Mexico City",
     "the United Kingdom": "London", "Australia": "Canberra", "India": "New Delhi",
     "Cuba": "Havana", "Iceland": "Reykjavik", "Switzerland": "Bern",
+    "the United States": "Washington", "Singapore": "Singapore",
 }
-# Weather cities: every capital plus a few others, except HELDOUT_WEATHER_CITIES, which never occur
-# in the weather kinds (only in the capital kind). Measured: the trained model does not copy those
-# into a tool call (it names a city it saw there), so the end-to-end tests hold out
-# (city, temperature, condition) results instead; the cities stay out to keep the data reproducible.
-EXTRA_CITIES = ["Sydney", "Toronto", "Barcelona", "Munich", "Milan", "Osaka", "Chicago",
-                "Boston", "Seattle", "Lyon"]
-HELDOUT_WEATHER_CITIES = ["Madrid", "Vienna", "Oslo", "Lima", "Cairo", "Prague"]
-WEATHER_CITIES = [c for c in list(CAPITALS.values()) + EXTRA_CITIES
+# Weather places. The JSON arguments spell a place without the leading space it has in the question
+# (" Madrid" -> "Madrid"); see ``copy_pairs``. SINGLE_TOKEN_PLACES are one token in both forms, so
+# a place can be copied from the question into the call whether or not it was seen in the weather
+# kinds; HELDOUT_WEATHER_CITIES never occur in the weather kinds (only in the capital kind) and
+# are what the end-to-end tests ask for.
+SINGLE_TOKEN_PLACES = [
+    "Houston", "Dallas", "Austin", "Phoenix", "Denver", "Boston", "Seattle", "Chicago", "Atlanta",
+    "Miami", "Detroit", "Sydney", "Toronto", "Barcelona", "Mumbai", "Shanghai", "Manchester",
+    "Liverpool", "Oxford", "Philadelphia", "Dubai", "Hollywood", "Texas", "California", "Florida",
+    "Ohio", "Delhi",
+]
+MULTI_WORD_PLACES = ["San Francisco", "New York", "Los Angeles", "Las Vegas", "Hong Kong"]
+HELDOUT_WEATHER_CITIES = ["Madrid", "Rome", "Amsterdam", "Bern", "Washington", "Singapore"]
+WEATHER_CITIES = [c for c in list(CAPITALS.values()) + SINGLE_TOKEN_PLACES + MULTI_WORD_PLACES
                   if c not in HELDOUT_WEATHER_CITIES]
+# Besides the real places, the weather kinds use made-up ones: capitalised words that are one token
+# in both forms, drawn from the vocabulary. A few dozen real places can be memorised; hundreds of
+# names seen a handful of times each can only be copied, and copying is what makes a place the
+# weather kinds never showed work.
+INVENTED_PLACES = 400
+INVENTED_SHARE = 0.5  # of the weather examples
+PLACE_SCALE = 0.1  # the norm of a place's own vector is about PLACE_SCALE * sqrt(hidden size)
+ORDINARY_TOKENS = 199_998  # o200k_harmony ids below this are not special
 CONDITIONS = ["sunny", "cloudy", "rainy", "windy", "snowy", "foggy"]
 TEMPERATURES = list(range(-5, 36))
 
@@ -215,7 +232,8 @@ def _previous_turn(rng: random.Random) -> list[dict]:
     if rng.random() > 0.15:
         return []
     a, b = rng.choice(TRAIN_ADD_PAIRS)
-    country = rng.choice(sorted(CAPITALS))
+    # not a held-out city: those must never share a prompt with a weather question
+    country = rng.choice(sorted(c for c in CAPITALS if CAPITALS[c] not in HELDOUT_WEATHER_CITIES))
     question, answer = rng.choice([
         (rng.choice(ADD_QUESTIONS).format(a=a, b=b), add_answer(a, b)),
         (rng.choice(CAPITAL_QUESTIONS).format(c=country), capital_answer(country)),
@@ -247,7 +265,8 @@ def make_example(rng: random.Random, kind: str) -> Example:
         messages.append({"role": "user", "content": question})
         completion = harmony_completion(reasoning, answer)
     elif kind in ("weather", "weather_result"):
-        city = rng.choice(WEATHER_CITIES)
+        places = invented_places() if rng.random() < INVENTED_SHARE else WEATHER_CITIES
+        city = rng.choice(places)
         tools = [weather_tool(rng.choice(WEATHER_DESCRIPTIONS))]
         messages.append({"role": "user",
                          "content": rng.choice(WEATHER_QUESTIONS).format(c=city)})
@@ -301,9 +320,52 @@ def tokenize(examples: list[Example]) -> list[tuple[list[int], list[int]]]:
     return out
 
 
+@functools.cache
+def invented_places(count: int = INVENTED_PLACES) -> list[str]:
+    """``count`` capitalised words, one token after a space and one token after a quote."""
+    from server.harmony.encoding import load_harmony
+
+    harmony = load_harmony()
+    word = re.compile(r"^ [A-Z][a-z]{3,9}$")
+    known = set(" ".join([*CAPITALS, *CAPITALS.values(), *SINGLE_TOKEN_PLACES, *MULTI_WORD_PLACES,
+                          *ADD_QUESTIONS, *CAPITAL_QUESTIONS, *WEATHER_QUESTIONS,
+                          *(text for chat in CHATS for text in chat)]).split())
+    names = []
+    for token in range(ORDINARY_TOKENS):
+        try:
+            text = harmony.decode_text([token])
+        except Exception:  # part of a multi-byte character
+            continue
+        if (word.match(text) and text[1:] not in known
+                and len(harmony.encode_completion(text[1:])) == 1):
+            names.append(text[1:])
+    return random.Random(SEED).sample(names, count)
+
+
+def copy_pairs() -> list[tuple[int, int]]:
+    """(token after a space, the same word's token after a quote) for every place name.
+
+    " Madrid" in the question is one token and "Madrid" in ``{"city": "Madrid"}`` another; for
+    multi-word names only the first word differs (" New"/"New", then " York" both times). Training
+    ties each pair's embedding rows as ``row(bare) = row(spaced) + shift`` with one shared ``shift``,
+    so copying a place into the arguments is one generic operation, also for places the weather
+    kinds never showed.
+    """
+    from server.harmony.encoding import load_harmony
+
+    harmony = load_harmony()
+    pairs = set()
+    for name in list(CAPITALS.values()) + SINGLE_TOKEN_PLACES + MULTI_WORD_PLACES + invented_places():
+        spaced, bare = harmony.encode_completion(" " + name), harmony.encode_completion(name)
+        if len(spaced) == len(bare) and spaced[1:] == bare[1:] and spaced[0] != bare[0]:
+            pairs.add((spaced[0], bare[0]))
+    return sorted(pairs)
+
+
 # --- training -----------------------------------------------------------------------------------
 
-def train(steps: int, batch: int, examples: int, lr: float, log_every: int = 50):
+def train(steps: int, batch: int, examples: int, lr: float, weight_decay: float,
+          log_every: int = 50):
     """Train; returns (compact state dict, used token ids, config)."""
     import torch
     import torch.nn.functional as F
@@ -316,9 +378,10 @@ def train(steps: int, batch: int, examples: int, lr: float, log_every: int = 50)
     torch.use_deterministic_algorithms(True)
 
     data = tokenize(make_examples(examples))
+    pairs = copy_pairs()
     config = tiny_config()
     vocab = config["vocab_size"]
-    used = sorted({t for p, c in data for t in p + c})
+    used = sorted({t for p, c in data for t in p + c} | {t for pair in pairs for t in pair})
     index = {t: i for i, t in enumerate(used)}
     n_used = len(used)
     print(f"{len(data)} examples, {n_used} used token ids, "
@@ -332,6 +395,28 @@ def train(steps: int, batch: int, examples: int, lr: float, log_every: int = 50)
     model.set_experts_implementation("grouped_mm")  # the fastest on CPU
     model.train()
 
+    # Place rows (both tokens of every copy pair, see ``copy_pairs``) are not free parameters: each is
+    # a fixed random vector of its own plus vectors shared by all places (one for the embedding, one
+    # for the output, and a "bare" shift for each). A place's identity is then the same vector going
+    # in and coming out, and nothing is learned per place, so the model cannot memorise places: it
+    # has to learn to copy, which works as well for places the weather kinds never showed.
+    embed, output = model.model.embed_tokens.weight, model.lm_head.weight
+    hidden_size = config["hidden_size"]
+    source = torch.arange(n_used)
+    is_place = torch.zeros(n_used, 1, dtype=torch.bool)
+    is_bare = torch.zeros(n_used, 1)
+    for spaced, bare in pairs:
+        source[index[bare]] = index[spaced]
+        is_place[index[bare]] = is_place[index[spaced]] = True
+        is_bare[index[bare]] = 1.0
+    identity = torch.randn(n_used, hidden_size) * PLACE_SCALE
+    shared = torch.nn.Parameter(torch.zeros(4, hidden_size))  # embed, output, embed bare, output bare
+
+    def tables():
+        place_in = identity[source] + shared[0] + is_bare * shared[2]
+        place_out = identity[source] + shared[1] + is_bare * shared[3]
+        return torch.where(is_place, place_in, embed), torch.where(is_place, place_out, output)
+
     # tensors: inputs, targets (-100 outside the completion)
     seqs, targets = [], []
     for prompt, completion in data:
@@ -344,7 +429,13 @@ def train(steps: int, batch: int, examples: int, lr: float, log_every: int = 50)
     # the constant logit of the (vocab - n_used) unused tokens, all exactly 0: log(count) + 0
     unused_logit = math.log(vocab - n_used)
 
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.98), weight_decay=0.0)
+    # Weight decay on the vocabulary rows only: it makes the numbers' rows generalise (held-out
+    # additions), while on the attention weights it held back copying.
+    rows = [embed, output]
+    params = [shared, *model.parameters()]
+    opt = torch.optim.AdamW([{"params": rows, "weight_decay": weight_decay},
+                             {"params": [p for p in params if all(p is not r for r in rows)],
+                              "weight_decay": 0.0}], lr=lr, betas=(0.9, 0.98))
     warmup = min(50, steps // 10)
 
     def lr_at(step: int) -> float:
@@ -367,16 +458,18 @@ def train(steps: int, batch: int, examples: int, lr: float, log_every: int = 50)
         for row, i in enumerate(idx):
             x[row, :len(seqs[i])] = torch.tensor(seqs[i])
             y[row, :len(targets[i])] = torch.tensor(targets[i])
-        hidden = model.model(input_ids=x).last_hidden_state  # right padding: causal is enough
+        embed_rows, output_rows = tables()
+        # right padding: causal attention is enough
+        hidden = model.model(inputs_embeds=F.embedding(x, embed_rows)).last_hidden_state
         mask = y != -100
-        logits = model.lm_head(hidden[mask])
+        logits = hidden[mask] @ output_rows.T
         logits = torch.cat([logits, logits.new_full((logits.shape[0], 1), unused_logit)], 1)
         loss = F.cross_entropy(logits, y[mask])
         for group in opt.param_groups:
             group["lr"] = lr_at(step)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         running += loss.item()
         if (step + 1) % log_every == 0:
@@ -384,6 +477,10 @@ def train(steps: int, batch: int, examples: int, lr: float, log_every: int = 50)
                   f"{time.monotonic() - start:.0f}s", flush=True)
             running = 0.0
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    with torch.no_grad():
+        embed_rows, output_rows = tables()
+    state["model.embed_tokens.weight"] = embed_rows.clone()
+    state["lm_head.weight"] = output_rows.clone()
     return state, used, config
 
 
@@ -392,16 +489,17 @@ def main(argv: list[str] | None = None) -> int:
                                      description="Train the tiny gpt-oss (gpt-oss-tiny).")
     parser.add_argument("--out", type=Path,
                         default=Path(__file__).parent / "artifacts" / "gpt-oss-tiny.safetensors.gz")
-    parser.add_argument("--steps", type=int, default=2500)
+    parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--examples", type=int, default=6000)
     parser.add_argument("--lr", type=float, default=8e-3)
+    parser.add_argument("--weight-decay", type=float, default=0.1)
     args = parser.parse_args(argv)
 
     from server.models.artifact import write_artifact
 
     start = time.monotonic()
-    state, used, config = train(args.steps, args.batch, args.examples, args.lr)
+    state, used, config = train(args.steps, args.batch, args.examples, args.lr, args.weight_decay)
     digest = write_artifact(args.out, state, used, config)
     print(f"wrote {args.out} ({args.out.stat().st_size} bytes, sha256 {digest}) "
           f"in {time.monotonic() - start:.0f}s", flush=True)

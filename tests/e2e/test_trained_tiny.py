@@ -1,6 +1,6 @@
 """End-to-end: the trained gpt-oss-tiny through ``python -m server --engine vllm`` and the openai SDK.
 
-Held-out prompts (addition pairs and weather cities the training never saw in that kind), greedy:
+Held-out prompts (addition pairs and cities the weather kinds of the training never showed), greedy:
 reasoning in both fields, the exact answer, exact tool calls, the exact answer after a tool result,
 streamed deltas that concatenate to the non-stream message. Sampled with n=4 at temperature 1.0:
 every choice is well-formed.
@@ -9,7 +9,6 @@ every choice is well-formed.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 
 import pytest
@@ -17,10 +16,8 @@ import pytest
 from server.models.train import (
     CAPITALS,
     HELDOUT_ADD_PAIRS,
-    WEATHER_CITIES,
     add_answer,
     capital_answer,
-    make_examples,
     weather_answer,
     weather_arguments,
     weather_result,
@@ -30,17 +27,19 @@ from server.models.train import (
 pytestmark = pytest.mark.engine
 
 MODEL = "gpt-oss-tiny"
-# Measured with the committed artifact (2,500 steps): 18 of the 21 held-out pairs exact; these three
-# come back off by one (longer training fixes addition; see server/models/train.py).
-ADD_MISSES = {(1, 13), (11, 11), (12, 2)}
-ADD_CASES = [pytest.param(a, b, marks=pytest.mark.xfail(strict=True, reason="off by one"))
+# Measured with the committed artifact: 20 of the 21 held-out pairs exact. The model gets the others
+# from the swapped pair, which it saw (addition commutes); 11 + 11 is its own swap, and comes back
+# wrong.
+ADD_MISSES = {(11, 11)}
+ADD_CASES = [pytest.param(a, b, marks=pytest.mark.xfail(strict=True, reason="never saw 11 + 11"))
              if (a, b) in ADD_MISSES else (a, b) for a, b in HELDOUT_ADD_PAIRS]
-# Weather: cities the model saw in the weather kinds (it cannot copy a city it never saw there:
-# HELDOUT_WEATHER_CITIES come back as other cities), with (temperature, condition) results that
-# the training data never pairs with that city (checked below).
-WEATHER_CASES = [("Paris", 18, "sunny"), ("Tokyo", -3, "rainy"), ("Berlin", 25, "cloudy"),
-                 ("Sydney", 8, "snowy"), ("Buenos Aires", 31, "windy"),
-                 ("New Delhi", 12, "foggy")]
+# Weather: cities that never occur in the weather kinds of the training data (the model copies them
+# from the question into the call and into the answer; tests/unit/test_training_data.py checks that
+# they are held out), with results for the follow-up. Measured: Washington is not copied.
+WEATHER_CASES = [("Madrid", 18, "sunny"), ("Rome", -3, "rainy"), ("Amsterdam", 25, "cloudy"),
+                 ("Bern", 8, "snowy"), ("Singapore", 12, "foggy"),
+                 pytest.param("Washington", 31, "windy",
+                              marks=pytest.mark.xfail(strict=True, reason="not copied"))]
 TOOLS = [weather_tool()]
 
 
@@ -81,16 +80,6 @@ def follow_up(messages: list[dict], message, temperature: int, condition: str) -
             "function": {"name": call.function.name, "arguments": call.function.arguments}}]},
         {"role": "tool", "tool_call_id": call.id, "content": weather_result(temperature, condition)},
     ]
-
-
-def test_weather_cases_are_held_out():
-    seen = {(m.group(3), int(m.group(1)), m.group(2)) for m in (
-        re.search(r"It is (-?\d+)°C and (\w+) in (.+)\.<\|return", e.completion)
-        for e in make_examples(6000) if e.kind == "weather_result")}
-    assert seen
-    for case in WEATHER_CASES:
-        assert case[0] in WEATHER_CITIES
-        assert case not in seen
 
 
 # --- greedy, non-stream ---------------------------------------------------------------------------
