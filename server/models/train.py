@@ -6,7 +6,7 @@ The data is rendered by the server's own Harmony renderer (``server.harmony.rend
 pydantic request models, so the model learns exactly the prompts the server sends to the engine.
 Completions are raw Harmony text (special tokens written literally). Kinds:
 
-- ``add``: "What is 12 plus 30?" -> analysis reasoning, then the final answer "42";
+- ``add``: "What is 12 plus 3?" -> analysis reasoning, then the final answer "15";
 - ``capital``: "What is the capital of France?" -> analysis, then "The capital of France is Paris.";
 - ``weather``: the same with a declared ``get_weather`` function tool -> analysis, then
   ``<|channel|>commentary to=functions.get_weather <|constrain|>json<|message|>{"city": "Paris"}<|call|>``;
@@ -17,13 +17,22 @@ Completions are raw Harmony text (special tokens written literally). Kinds:
 The system message's reasoning effort (low/medium/high) and date vary, as do phrasings, the
 presence of a system prompt, tool descriptions, a previous turn and whether the client echoes the
 reasoning of the tool call back. Addition pairs (``HELDOUT_ADD_PAIRS``) are held out for the
-end-to-end tests; so are the weather results those tests use (see ``HELDOUT_WEATHER_CITIES``).
+end-to-end tests; so are the cities of ``HELDOUT_WEATHER_CITIES``, which only the capital kind
+shows: the weather kinds use other real places and 400 made-up ones (``invented_places``).
 
 Training uses an exact restricted-vocabulary loss: every output row of a token that never occurs in
 the data stays zero, so those logits are 0 and the full 201,088-way cross-entropy equals the
 cross-entropy over the used tokens plus one extra logit ``log(V - |used|)``. The model is trained in
 compact form (vocabulary = used tokens) and stored as such (``server.models.artifact``); the full
 model directory is expanded from it at load time.
+
+Copying places. A weather call must repeat the place of the question, and a model this small
+memorises a few dozen places instead of learning to copy them, so it cannot call the tool for a
+place it never saw there. Two things make it copy: hundreds of invented places, each seen a few
+times, and place rows that hold nothing per place but a fixed random vector (see ``train``), so the
+only way to get a place right is to carry its vector from the question to the output. The JSON
+arguments write the place without its leading space (``" Madrid"`` in the question, ``"Madrid"`` in
+``{"city": "Madrid"}``, two different tokens); ``copy_pairs`` links the two.
 
 Deterministic: fixed seeds, ``torch.use_deterministic_algorithms(True)`` and a fixed thread count.
 """
