@@ -356,9 +356,9 @@ def copy_pairs() -> list[tuple[int, int]]:
 
     " Madrid" in the question is one token and "Madrid" in ``{"city": "Madrid"}`` another; for
     multi-word names only the first word differs (" New"/"New", then " York" both times). Training
-    ties each pair's embedding rows as ``row(bare) = row(spaced) + shift`` with one shared ``shift``,
-    so copying a place into the arguments is one generic operation, also for places the weather
-    kinds never showed.
+    gives both tokens of a pair the same fixed vector, told apart by a "bare" shift shared by all
+    pairs (see ``train``), so writing a place into the arguments is one generic operation, also for
+    places the weather kinds never showed.
     """
     from server.harmony.encoding import load_harmony
 
