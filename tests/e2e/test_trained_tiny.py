@@ -27,8 +27,8 @@ from server.models.train import (
 pytestmark = pytest.mark.engine
 
 MODEL = "gpt-oss-tiny"
-# Measured with the committed artifact: 20 of the 21 held-out pairs exact. The model gets the others
-# from the swapped pair, which it saw (addition commutes); 11 + 11 is its own swap, and comes back
+# Measured with the committed artifact: 20 of the 21 held-out pairs exact. Every other held-out
+# pair's swap is in the training data (addition commutes); 11 + 11 is its own swap, and comes back
 # wrong.
 ADD_MISSES = {(11, 11)}
 ADD_CASES = [pytest.param(a, b, marks=pytest.mark.xfail(strict=True, reason="never saw 11 + 11"))
