@@ -81,8 +81,8 @@ SINGLE_TOKEN_PLACES = [
 ]
 MULTI_WORD_PLACES = ["San Francisco", "New York", "Los Angeles", "Las Vegas", "Hong Kong"]
 HELDOUT_WEATHER_CITIES = ["Madrid", "Rome", "Amsterdam", "Bern", "Washington", "Singapore"]
-WEATHER_CITIES = [c for c in list(CAPITALS.values()) + SINGLE_TOKEN_PLACES + MULTI_WORD_PLACES
-                  if c not in HELDOUT_WEATHER_CITIES]
+REAL_PLACES = [*CAPITALS.values(), *SINGLE_TOKEN_PLACES, *MULTI_WORD_PLACES]
+WEATHER_CITIES = [c for c in REAL_PLACES if c not in HELDOUT_WEATHER_CITIES]
 # Besides the real places, the weather kinds use made-up ones: capitalised words that are one token
 # in both forms, drawn from the vocabulary. A few dozen real places can be memorised; hundreds of
 # names seen a handful of times each can only be copied, and copying is what makes a place the
@@ -336,8 +336,7 @@ def invented_places(count: int = INVENTED_PLACES) -> list[str]:
 
     harmony = load_harmony()
     word = re.compile(r"^ [A-Z][a-z]{3,9}$")
-    known = set(" ".join([*CAPITALS, *CAPITALS.values(), *SINGLE_TOKEN_PLACES, *MULTI_WORD_PLACES,
-                          *ADD_QUESTIONS, *CAPITAL_QUESTIONS, *WEATHER_QUESTIONS,
+    known = set(" ".join([*CAPITALS, *REAL_PLACES, *ADD_QUESTIONS, *CAPITAL_QUESTIONS, *WEATHER_QUESTIONS,
                           *(text for chat in CHATS for text in chat)]).split())
     names = []
     for token in range(ORDINARY_TOKENS):
@@ -364,7 +363,7 @@ def copy_pairs() -> list[tuple[int, int]]:
 
     harmony = load_harmony()
     pairs = set()
-    for name in list(CAPITALS.values()) + SINGLE_TOKEN_PLACES + MULTI_WORD_PLACES + invented_places():
+    for name in REAL_PLACES + invented_places():
         spaced, bare = harmony.encode_completion(" " + name), harmony.encode_completion(name)
         if len(spaced) == len(bare) and spaced[1:] == bare[1:] and spaced[0] != bare[0]:
             pairs.add((spaced[0], bare[0]))
@@ -443,7 +442,7 @@ def train(steps: int, batch: int, examples: int, lr: float, weight_decay: float,
     rows = [embed, output]
     params = [shared, *model.parameters()]
     opt = torch.optim.AdamW([{"params": rows, "weight_decay": weight_decay},
-                             {"params": [p for p in params if all(p is not r for r in rows)],
+                             {"params": [p for p in params if p is not embed and p is not output],
                               "weight_decay": 0.0}], lr=lr, betas=(0.9, 0.98))
     warmup = min(50, steps // 10)
 
