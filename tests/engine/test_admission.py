@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import concurrent.futures
+import contextlib
 
 import httpx
 import pytest
@@ -22,23 +22,28 @@ def admission_server(tmp_path_factory):
 
 
 def test_two_admitted_two_refused_engine_stays_healthy(admission_server):
+    """The two held streams are admitted and have sent their first token before the other two
+    are sent, so the order is fixed rather than left to thread timing. Each held stream asks for
+    600 tokens (CHATTY_BIAS: no stop token), seconds of work on this CPU, while the two refusals
+    take milliseconds, so neither held stream can end first."""
     server = admission_server
-    body = {"model": server.model, "messages": MESSAGES, "max_tokens": 200,
-            "logit_bias": CHATTY_BIAS, "stream": True}
-
-    def call(_):
-        with httpx.stream("POST", server.base_url + "/v1/chat/completions", json=body,
-                          timeout=120) as response:
-            return response.status_code, response.headers.get("retry-after"), response.read()
-
-    with concurrent.futures.ThreadPoolExecutor(4) as pool:
-        results = list(pool.map(call, range(4)))
-    assert sorted(status for status, _, _ in results) == [200, 200, 503, 503]
-    for status, retry_after, body_bytes in results:
-        if status == 503:
-            assert retry_after and b"server_overloaded" in body_bytes
-        else:
-            assert body_bytes.rstrip().endswith(b"data: [DONE]")
+    url = server.base_url + "/v1/chat/completions"
+    held_body = {"model": server.model, "messages": MESSAGES, "max_tokens": 600,
+                 "logit_bias": CHATTY_BIAS, "stream": True}
+    with httpx.Client(timeout=120) as client, contextlib.ExitStack() as stack:
+        held = [stack.enter_context(client.stream("POST", url, json=held_body)) for _ in range(2)]
+        lines = [response.iter_lines() for response in held]
+        for response, response_lines in zip(held, lines):
+            assert response.status_code == 200
+            assert next(line for line in response_lines if line.startswith("data: "))
+        refused = [httpx.post(url, json={**held_body, "stream": False}, timeout=30)
+                   for _ in range(2)]
+        for response in refused:
+            assert response.status_code == 503
+            assert response.headers.get("retry-after")
+            assert response.json()["error"]["code"] == "server_overloaded"
+        for response_lines in lines:
+            assert [line for line in response_lines if line][-1] == "data: [DONE]"
     assert httpx.get(server.base_url + "/health").status_code == 200
     assert httpx.get(server.base_url + "/ready").status_code == 200
     check_completion(server)  # the engine still serves
