@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -47,6 +49,31 @@ class LiveServer:
         headers = {"Authorization": f"Bearer {self.key}"} if self.key else {}
         return httpx.Client(base_url=self.url, headers=headers, timeout=30)
 
+    def open_request(self, body: dict, path: str = "/v1/chat/completions") -> socket.socket:
+        """POST ``body`` on a raw socket and return the socket unread: the test decides when the
+        client goes away (``close()``), rather than a client timeout racing the server."""
+        host, port = self.url.removeprefix("http://").split(":")
+        payload = json.dumps(body).encode()
+        auth = f"Authorization: Bearer {self.key}\r\n" if self.key else ""
+        sock = socket.create_connection((host, int(port)), timeout=30)
+        sock.sendall(f"POST {path} HTTP/1.1\r\nHost: {host}\r\n{auth}"
+                     f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
+                     .encode() + payload)
+        return sock
+
+
+def wait_for(condition, timeout: float = 10.0, what: str = "the condition"):
+    """Poll ``condition()`` (at least once) until it returns something truthy and return that;
+    fail after ``timeout`` seconds. Deadlines are generous: CI runs on 2 busy cores."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up after {timeout:g} s waiting for {what}")
+        time.sleep(0.02)
+
 
 class _Thread(threading.Thread):
     def __init__(self, server: uvicorn.Server) -> None:
@@ -72,8 +99,11 @@ def serve(harmony):
                                 token_delay=token_delay, max_model_len=max_model_len)
         app = create_app(settings, engine, harmony=harmony)
         port = free_port()
+        # timeout_graceful_shutdown: a request still open at teardown cannot keep the thread
+        # (and the process-wide metrics it updates) alive into the next test
         server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                               log_config=None, access_log=False))
+                                               log_config=None, access_log=False,
+                                               timeout_graceful_shutdown=5))
         thread = _Thread(server)
         thread.start()
         started.append((server, thread))
@@ -92,6 +122,8 @@ def serve(harmony):
                           keys[0] if keys else None)
 
     yield start
-    for server, thread in started:
+    for server, _ in started:
         server.should_exit = True
-        thread.join(timeout=10)
+    for _, thread in started:
+        thread.join(timeout=30)
+        assert not thread.is_alive(), "a test server did not shut down within 30 s"

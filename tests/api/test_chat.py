@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from tests.api.helpers import acomplete, complete
-from tests.conftest import MODEL
+from tests.conftest import MODEL, wait_for
 from tests.corpus import COMPLETIONS, WEATHER_TOOL
 
 USER = [{"role": "user", "content": "What's the weather in Paris?"}]
@@ -190,27 +190,35 @@ def test_n_seeds_differ_per_choice(serve):
     assert sorted(c.options.seed for c in server.engine.calls) == [10, 11]
 
 
+def _wait_for_abort(server, sent: float, runs_for: float) -> None:
+    """Wait until the engine request is aborted and no longer running (one condition: the
+    engine records the abort a moment before it drops the request). The scripted engine also
+    records a request that ran to its end (its generator is closed after the last token), so
+    the abort only proves the disconnect did it if seen before the script could have ended."""
+    wait_for(lambda: server.engine.aborted and server.engine.stats().running == 0,
+             what="the engine request to be aborted")
+    assert time.monotonic() - sent < runs_for, "the request may have run to its natural end"
+
+
 def test_client_disconnect_aborts_the_engine_request(serve):
-    server = serve([COMPLETIONS["long"]], token_delay=0.02)
+    server = serve([COMPLETIONS["long"]], token_delay=0.1)  # 132 tokens: 13.2 s
     body = {"model": MODEL, "messages": USER, "stream": True}
+    sent = time.monotonic()
     with httpx.Client(base_url=server.url, timeout=10) as http:
         with http.stream("POST", "/v1/chat/completions", json=body) as response:
             next(response.iter_lines())
-    deadline = time.monotonic() + 3
-    while not server.engine.aborted and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert server.engine.aborted and server.engine.stats().running == 0
+    _wait_for_abort(server, sent, runs_for=13.2)
 
 
 def test_non_stream_disconnect_aborts_too(serve):
-    server = serve([COMPLETIONS["long"]], token_delay=0.05)
-    body = {"model": MODEL, "messages": USER}
-    with pytest.raises(httpx.ReadTimeout):
-        httpx.post(server.url + "/v1/chat/completions", json=body, timeout=0.3)
-    deadline = time.monotonic() + 3
-    while not server.engine.aborted and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert server.engine.aborted
+    server = serve([COMPLETIONS["long"]], token_delay=0.1)  # 132 tokens: 13.2 s
+    sent = time.monotonic()
+    sock = server.open_request({"model": MODEL, "messages": USER})
+    # leave only once the engine has the request (a client timeout could fire before the server
+    # has even read the body: then the engine is never called)
+    wait_for(lambda: server.engine.calls, what="the request to reach the engine")
+    sock.close()
+    _wait_for_abort(server, sent, runs_for=13.2)
 
 
 def _metric(server, name: str) -> float:
@@ -222,14 +230,13 @@ def _metric(server, name: str) -> float:
 
 
 def test_disconnect_before_the_first_chunk_aborts_too(serve):
-    server = serve([COMPLETIONS["plain"]], token_delay=2.0)
-    body = {"model": MODEL, "messages": USER, "stream": True}
-    with pytest.raises(httpx.ReadTimeout):
-        httpx.post(server.url + "/v1/chat/completions", json=body, timeout=0.3)
-    deadline = time.monotonic() + 1.5
-    while not server.engine.aborted and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert server.engine.aborted and server.engine.stats().running == 0
+    # the first engine step is 30 s away: an abort seen before then came before any step
+    server = serve([COMPLETIONS["plain"]], token_delay=30)
+    sent = time.monotonic()
+    sock = server.open_request({"model": MODEL, "messages": USER, "stream": True})
+    wait_for(lambda: server.engine.calls, what="the request to reach the engine")
+    sock.close()
+    _wait_for_abort(server, sent, runs_for=30)
 
 
 def test_tokenize_shows_the_rendered_prompt(serve):

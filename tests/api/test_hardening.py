@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import concurrent.futures
+import asyncio
+import contextlib
 import gc
 import socket
+import threading
 import time
 
 import httpx
 import psutil
 import pytest
 
-from tests.conftest import MODEL
+from tests.conftest import MODEL, wait_for
 from tests.corpus import COMPLETIONS, WEATHER_TOOL
 
 USER = [{"role": "user", "content": "hi"}]
@@ -62,34 +64,80 @@ def test_over_limit_requests_never_reach_the_engine(serve, change, status, param
     assert server.engine.calls == []
 
 
-def test_admission_two_in_flight_none_queued(serve):
-    server = serve([COMPLETIONS["long"]], token_delay=0.01, max_concurrent_requests=2,
-                   max_queued_requests=0)
+def test_admission_two_in_flight_none_queued(serve, monkeypatch):
+    server = serve([COMPLETIONS["long"]], max_concurrent_requests=2, max_queued_requests=0)
+    lifecycle = server.app.state.lifecycle
+    release = threading.Event()
+    scripted = server.engine.generate
 
-    def call(_):
-        return httpx.post(server.url + "/v1/chat/completions", json=BASE, timeout=30)
+    async def held(request):
+        # The scripted generation, paused after its first 8 tokens (the first visible chunk
+        # needs 4) until the test releases it: admitted requests stay in flight however slowly
+        # the refused ones arrive.
+        async with contextlib.aclosing(scripted(request)) as deltas:
+            steps = 0
+            async for delta in deltas:
+                yield delta
+                steps += 1
+                while steps == 8 and not release.is_set():
+                    await asyncio.sleep(0.01)
 
-    with concurrent.futures.ThreadPoolExecutor(4) as pool:
-        responses = list(pool.map(call, range(4)))
-    statuses = sorted(r.status_code for r in responses)
-    assert statuses == [200, 200, 503, 503]
-    for r in responses:
-        if r.status_code == 503:
+    monkeypatch.setattr(server.engine, "generate", held)
+    url = "/v1/chat/completions"
+    with server.http() as http, contextlib.ExitStack() as stack:
+        # a stream's status line arrives only after admission and its first chunk
+        streams = [stack.enter_context(http.stream("POST", url, json={**BASE, "stream": True}))
+                   for _ in range(2)]
+        assert [r.status_code for r in streams] == [200, 200]
+        assert lifecycle.in_flight == 2
+        refused = [http.post(url, json=BASE, timeout=10) for _ in range(2)]
+        for r in refused:
+            assert r.status_code == 503, r.text
             assert r.headers["retry-after"] and r.json()["error"]["code"] == "server_overloaded"
-    assert httpx.post(server.url + "/v1/chat/completions", json=BASE).status_code == 200
+        release.set()
+        for r in streams:
+            assert [line for line in r.iter_lines() if line][-1] == "data: [DONE]"
+        # the slot is freed just after [DONE] is written, not before the client reads it
+        wait_for(lambda: lifecycle.in_flight == 0, what="both slots to be freed")
+        assert http.post(url, json=BASE).status_code == 200
 
 
 def test_watchdog_fails_ready_when_the_engine_stalls(serve):
-    server = serve([COMPLETIONS["plain"]], token_delay=30, watchdog_ready_after=0.5,
-                   watchdog_health_after=1.5, request_timeout=60, stream_idle_timeout=60)
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        pool.submit(httpx.post, server.url + "/v1/chat/completions", json=BASE, timeout=3)
-        time.sleep(0.2)
-        assert httpx.get(server.url + "/ready").status_code == 200
-        time.sleep(0.6)
-        assert httpx.get(server.url + "/ready").json() == {"status": "stalled"}
-        time.sleep(1.0)
-        assert httpx.get(server.url + "/health").status_code == 503
+    server = serve([COMPLETIONS["plain"]], token_delay=30, watchdog_ready_after=2,
+                   watchdog_health_after=4, request_timeout=60, stream_idle_timeout=60)
+    active = server.app.state.pipeline.active
+    sock = server.open_request(BASE)  # its first token is 30 s away: the engine "stalls"
+    probes = []  # (path, stall when sent, stall when answered, status code, status)
+    try:
+        wait_for(lambda: active, what="the request to reach the engine")
+        generation = next(iter(active.values()))
+
+        def stalled_for() -> float:  # no token yet: the watchdog counts from the start
+            return time.monotonic() - generation.started
+
+        def probe(path: str) -> int:
+            sent = stalled_for()
+            response = httpx.get(server.url + path)
+            probes.append((path, sent, stalled_for(), response.status_code,
+                           response.json()["status"]))
+            return response.status_code
+
+        def both_failed() -> bool:
+            ready, health = probe("/ready"), probe("/health")
+            return ready == health == 503
+
+        wait_for(both_failed, what="/ready and /health to fail")
+    finally:
+        sock.close()
+    # Each probe is judged by how long the stall had lasted when it was sent and answered, so
+    # no check depends on when the test thread got to run: "ok" only before the threshold,
+    # "stalled" only after it.
+    for path, sent, answered, code, status in probes:
+        threshold = 2 if path == "/ready" else 4
+        if code == 200:
+            assert status == "ok" and sent <= threshold, (path, sent, status)
+        else:
+            assert (code, status) == (503, "stalled") and answered > threshold, (path, answered)
 
 
 def test_stream_idle_timeout_aborts_with_error_frame(serve):
@@ -109,6 +157,7 @@ def test_soak_2000_requests_rss_and_in_flight(serve):
               {**BASE, "n": 99}, {"model": "nope", "messages": USER}]
     process = psutil.Process()
     with httpx.Client(base_url=server.url, timeout=30) as http:
+        gauge_before = _in_flight_gauge(http)
         for i in range(200):  # warm-up: allocator and caches settle
             http.post("/v1/chat/completions", json=bodies[i % 5]).read()
         gc.collect()
@@ -117,9 +166,19 @@ def test_soak_2000_requests_rss_and_in_flight(serve):
             http.post("/v1/chat/completions", json=bodies[i % 5]).read()
         gc.collect()
         growth = process.memory_info().rss - before
-        metrics = http.get("/metrics").text
+        # a stream's slot is freed just after its last write: give the last one a moment
+        wait_for(lambda: server.app.state.lifecycle.in_flight == 0, what="no request in flight")
+        after = _in_flight_gauge(http)
     assert growth < 50 * 2**20, f"RSS grew by {growth / 2**20:.1f} MiB"
-    assert "gptoss_requests_in_flight 0.0" in metrics
+    # the gauge is process-wide (shared with other test servers): it must be back where it was
+    assert after == gauge_before
+
+
+def _in_flight_gauge(http: httpx.Client) -> float:
+    for line in http.get("/metrics").text.splitlines():
+        if line.startswith("gptoss_requests_in_flight "):
+            return float(line.split()[1])
+    raise AssertionError("no gptoss_requests_in_flight on /metrics")
 
 
 def _raw_get(url: str, target: str, headers: str = "") -> int:
@@ -127,7 +186,12 @@ def _raw_get(url: str, target: str, headers: str = "") -> int:
     with socket.create_connection((host, int(port)), timeout=5) as sock:
         sock.sendall(f"GET {target} HTTP/1.1\r\nHost: {host}\r\n{headers}Connection: close\r\n\r\n"
                      .encode())
-        return int(sock.recv(64).split()[1])
+        head = b""
+        while b"\r\n" not in head:  # the status line may come in pieces
+            piece = sock.recv(64)
+            assert piece, f"connection closed before a status line: {head!r}"
+            head += piece
+        return int(head.split()[1])
 
 
 @pytest.mark.parametrize("target", ["/v1/models", "//v1/models", "/v1//models", "/v1/models/",
@@ -149,7 +213,8 @@ def test_probes_and_metrics_open_without_key(serve):
 
 
 def test_total_request_timeout_ends_stream_with_error_frame_and_aborts(serve):
-    server = serve([COMPLETIONS["long"]], token_delay=0.05, request_timeout=0.4)
+    # first chunk after ~0.2 s, well inside the 2 s limit; the whole stream would take 6.6 s
+    server = serve([COMPLETIONS["long"]], token_delay=0.05, request_timeout=2.0)
     with httpx.stream("POST", server.url + "/v1/chat/completions",
                       json={**BASE, "stream": True}) as response:
         assert response.status_code == 200
