@@ -19,7 +19,6 @@ from server.config import Settings
 from server.engine.scripted import ScriptedEngine
 from server.harmony.encoding import load_harmony
 from tests.corpus import COMPLETIONS
-from tests.server_process import free_port
 
 MODEL = "gpt-oss-scripted"
 
@@ -62,7 +61,8 @@ class LiveServer:
         return sock
 
 
-def wait_for(condition, timeout: float = 10.0, what: str = "the condition"):
+def wait_for(condition, timeout: float = 10.0, what: str = "the condition",
+             interval: float = 0.02):
     """Poll ``condition()`` (at least once) until it returns something truthy and return that;
     fail after ``timeout`` seconds. Deadlines are generous: CI runs on 2 busy cores."""
     deadline = time.monotonic() + timeout
@@ -72,16 +72,17 @@ def wait_for(condition, timeout: float = 10.0, what: str = "the condition"):
             return value
         if time.monotonic() > deadline:
             raise AssertionError(f"gave up after {timeout:g} s waiting for {what}")
-        time.sleep(0.02)
+        time.sleep(interval)
 
 
 class _Thread(threading.Thread):
-    def __init__(self, server: uvicorn.Server) -> None:
+    def __init__(self, server: uvicorn.Server, sock: socket.socket) -> None:
         super().__init__(daemon=True)
         self.server = server
+        self.sock = sock
 
     def run(self) -> None:
-        asyncio.run(self.server.serve())
+        asyncio.run(self.server.serve(sockets=[self.sock]))
 
 
 @pytest.fixture
@@ -98,13 +99,18 @@ def serve(harmony):
         engine = ScriptedEngine(harmony, completions, chunk_size=chunk_size,
                                 token_delay=token_delay, max_model_len=max_model_len)
         app = create_app(settings, engine, harmony=harmony)
-        port = free_port()
+        # bound here and handed to uvicorn: no other process can take the port in between.
+        # IPPROTO_TCP spelled out: asyncio sets TCP_NODELAY only on sockets that say so
+        # (without it every request waits ~40 ms on Nagle and delayed ACKs)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
         # timeout_graceful_shutdown: a request still open at teardown cannot keep the thread
         # (and the process-wide metrics it updates) alive into the next test
         server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
                                                log_config=None, access_log=False,
                                                timeout_graceful_shutdown=5))
-        thread = _Thread(server)
+        thread = _Thread(server, sock)
         thread.start()
         started.append((server, thread))
         deadline = time.monotonic() + 10
