@@ -7,6 +7,7 @@ import contextlib
 import httpx
 import pytest
 
+from tests.conftest import wait_for
 from tests.engine.conftest import start_server
 from tests.engine.helpers import CHATTY_BIAS, MESSAGES, check_completion, metric_values
 
@@ -33,9 +34,11 @@ def test_two_admitted_two_refused_engine_stays_healthy(admission_server):
     with httpx.Client(timeout=120) as client, contextlib.ExitStack() as stack:
         held = [stack.enter_context(client.stream("POST", url, json=held_body)) for _ in range(2)]
         lines = [response.iter_lines() for response in held]
-        for response, response_lines in zip(held, lines):
+        for response, response_lines in zip(held, lines, strict=True):
             assert response.status_code == 200
             assert next(line for line in response_lines if line.startswith("data: "))
+        in_flight = metric_values(server, ("gptoss_requests_in_flight",))
+        assert in_flight["gptoss_requests_in_flight"] == 2
         refused = [httpx.post(url, json={**held_body, "stream": False}, timeout=30)
                    for _ in range(2)]
         for response in refused:
@@ -47,5 +50,7 @@ def test_two_admitted_two_refused_engine_stays_healthy(admission_server):
     assert httpx.get(server.base_url + "/health").status_code == 200
     assert httpx.get(server.base_url + "/ready").status_code == 200
     check_completion(server)  # the engine still serves
-    running = metric_values(server, ("gptoss_requests_in_flight",))
-    assert running["gptoss_requests_in_flight"] == 0
+    # a stream's slot is freed just after its [DONE] is written: poll rather than read once
+    wait_for(lambda: metric_values(server, ("gptoss_requests_in_flight",))
+             == {"gptoss_requests_in_flight": 0}, timeout=30, interval=0.2,
+             what="no request in flight")
