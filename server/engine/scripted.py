@@ -92,6 +92,7 @@ class ScriptedEngine:
         self.calls.append(request)
         tokens, reason = self._tokens_for(request)
         aborted = self._running[request.request_id] = asyncio.Event()
+        finished = False  # the last delta went out: closing the generator now is no abort
         try:
             for step, start in enumerate(range(0, len(tokens), self._chunk_size)):
                 if self._token_delay:
@@ -103,12 +104,14 @@ class ScriptedEngine:
                     yield TokenDelta([], "abort")
                     return
                 chunk = tokens[start: start + self._chunk_size]
-                last = start + self._chunk_size >= len(tokens)
-                yield TokenDelta(chunk, reason if last else None)
+                finished = start + self._chunk_size >= len(tokens)
+                yield TokenDelta(chunk, reason if finished else None)
             if not tokens:
+                finished = True
                 yield TokenDelta([], reason)
         except (asyncio.CancelledError, GeneratorExit):
-            self.aborted.append(request.request_id)
+            if not finished:
+                self.aborted.append(request.request_id)
             raise
         finally:
             self._running.pop(request.request_id, None)

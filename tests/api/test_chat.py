@@ -110,6 +110,7 @@ def test_n_choices(serve, stream):
     assert usage.prompt_tokens == prompt_count(server, tools=[WEATHER_TOOL])
     generated = [len(server.engine._tokens_for(call)[0]) for call in server.engine.calls]
     assert usage.completion_tokens == sum(generated)
+    assert server.engine.aborted == []  # each ran to its end: nothing to abort
 
 
 @both_modes
