@@ -26,7 +26,7 @@ import tempfile
 from pathlib import Path
 
 ARTIFACT = Path(__file__).parent / "artifacts" / "gpt-oss-tiny.safetensors.gz"
-ARTIFACT_SHA256 = "46a68767aca876f01b6f8a937fad4b4fb5721bffc982f83edae43df8d87b78a9"
+ARTIFACT_SHA256 = "0610917fef36e96d440f52ba25346b1876cf8728ab142f5eea3b834a3a6f7fd1"
 ROW_TENSORS = ("model.embed_tokens.weight", "lm_head.weight")
 USED_IDS = "used_ids"
 MODEL_FILE = "model.safetensors"

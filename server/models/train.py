@@ -6,7 +6,8 @@ The data is rendered by the server's own Harmony renderer (``server.harmony.rend
 pydantic request models, so the model learns exactly the prompts the server sends to the engine.
 Completions are raw Harmony text (special tokens written literally). Kinds:
 
-- ``add``: "What is 12 plus 3?" -> analysis reasoning, then the final answer "15";
+- ``add``: "What is 12 plus 9?" -> analysis reasoning that works the sum out in steps
+  ("12 + 9 = 10 + 2 + 9 = 10 + 11 = 21"), then the final answer "21";
 - ``capital``: "What is the capital of France?" -> analysis, then "The capital of France is Paris.";
 - ``weather``: the same with a declared ``get_weather`` function tool -> analysis, then
   ``<|channel|>commentary to=functions.get_weather <|constrain|>json<|message|>{"city": "Paris"}<|call|>``;
@@ -16,9 +17,10 @@ Completions are raw Harmony text (special tokens written literally). Kinds:
 
 The system message's reasoning effort (low/medium/high) and date vary, as do phrasings, the
 presence of a system prompt, tool descriptions, a previous turn and whether the client echoes the
-reasoning of the tool call back. Addition pairs (``HELDOUT_ADD_PAIRS``) are held out for the
-end-to-end tests; so are the cities of ``HELDOUT_WEATHER_CITIES``, which only the capital kind
-shows: the weather kinds use other real places and 400 made-up ones (``invented_places``).
+reasoning of the tool call back. Addition pairs (``HELDOUT_ADD_PAIRS``, each with a two-digit
+operand) are held out for the end-to-end tests; so are the cities of ``HELDOUT_WEATHER_CITIES``,
+which only the capital kind shows: the weather kinds use other real places and 400 made-up ones
+(``invented_places``).
 
 Training uses an exact restricted-vocabulary loss: every output row of a token that never occurs in
 the data stays zero, so those logits are 0 and the full 201,088-way cross-entropy equals the
@@ -26,11 +28,18 @@ cross-entropy over the used tokens plus one extra logit ``log(V - |used|)``. The
 compact form (vocabulary = used tokens) and stored as such (``server.models.artifact``); the full
 model directory is expanded from it at load time.
 
+Adding in steps. A model this small that maps a pair straight to its sum memorises a table, and
+the held-out pairs are holes in it. Worked in steps, every held-out sum is made of facts the
+training shows many times: the tens and ones of each operand, the single-digit sums (all of them
+trained), and "tens + ones" ("10 + 11 = 21").
+
 Copying places. A weather call must repeat the place of the question, and a model this small
 memorises a few dozen places instead of learning to copy them, so it cannot call the tool for a
-place it never saw there. Two things make it copy: hundreds of invented places, each seen a few
-times, and place rows that hold nothing per place but a fixed random vector (see ``train``), so the
-only way to get a place right is to carry its vector from the question to the output. The JSON
+place it never saw there. What makes it copy: hundreds of invented places, and place rows that
+hold nothing per place but a random vector (see ``train``), so the only way to get a place right
+is to carry its vector from the question to the output. An invented place gets a new random vector
+at every step, so not even a few hundred vectors can be memorised: the copy has to work for any
+vector, and then it works for the held-out cities too. The JSON
 arguments write the place without its leading space (``" Madrid"`` in the question, ``"Madrid"`` in
 ``{"city": "Madrid"}``, two different tokens); ``copy_pairs`` links the two.
 
@@ -89,16 +98,21 @@ WEATHER_CITIES = [c for c in REAL_PLACES if c not in HELDOUT_WEATHER_CITIES]
 # weather kinds never showed work.
 INVENTED_PLACES = 400
 INVENTED_SHARE = 0.5  # of the weather examples
-PLACE_SCALE = 0.1  # the norm of a place's own vector is about PLACE_SCALE * sqrt(hidden size)
+PLACE_SCALE = 0.2  # the norm of every place's own vector is PLACE_SCALE * sqrt(hidden size)
 ORDINARY_TOKENS = 199_998  # o200k_harmony ids below this are not special
 CONDITIONS = ["sunny", "cloudy", "rainy", "windy", "snowy", "foggy"]
 TEMPERATURES = list(range(-5, 36))
 
-ADD_MAX = 15  # operands 1..ADD_MAX
+ADD_MAX = 30  # operands 1..ADD_MAX
 
 
 def _heldout_pair(a: int, b: int) -> bool:
-    return (a * 7 + b * 13) % 11 == 0
+    """About one in eleven of the sums with a two-digit operand.
+
+    Single-digit sums are the facts the worked reasoning of the others is built from, so they are
+    all trained; so is every sum whose first operand is a multiple of ten, which the reasoning of
+    other sums states as a step ("12 + 7 = 10 + 2 + 7 = 10 + 9 = 19")."""
+    return max(a, b) >= 10 and a % 10 != 0 and (a * 7 + b * 13) % 11 == 0
 
 
 HELDOUT_ADD_PAIRS = [(a, b) for a in range(1, ADD_MAX + 1) for b in range(1, ADD_MAX + 1)
@@ -170,13 +184,22 @@ def weather_answer(city: str, temperature: int, condition: str) -> str:
     return f"It is {temperature}°C and {condition} in {city}."
 
 
+def _add_steps(a: int, b: int) -> str:
+    """The tens together, then the ones: "12 + 9 = 10 + 2 + 9 = 10 + 11 = 21"."""
+    tens = 10 * (a // 10 + b // 10)
+    if tens == 0:
+        return f"{a} + {b} = {a + b}"
+    ones = a % 10 + b % 10
+    return f"{a} + {b} = {tens} + {a % 10} + {b % 10} = {tens} + {ones} = {a + b}"
+
+
 def _add_reasoning(a: int, b: int, effort: str) -> str:
+    steps = _add_steps(a, b)
     if effort == "low":
-        return f"{a} + {b} = {a + b}."
+        return f"{steps}."
     if effort == "medium":
-        return f"The user asks for {a} plus {b}. {a} + {b} = {a + b}."
-    return (f"The user wants the sum of {a} and {b}. Adding them: {a} + {b} = {a + b}. "
-            f"The answer is {a + b}.")
+        return f"The user asks for {a} plus {b}. {steps}."
+    return f"The user wants the sum of {a} and {b}. Adding them: {steps}. The answer is {a + b}."
 
 
 def _capital_reasoning(country: str, effort: str) -> str:
@@ -379,6 +402,7 @@ def train(steps: int, batch: int, examples: int, lr: float, weight_decay: float,
     import torch.nn.functional as F
     from transformers import GptOssConfig, GptOssForCausalLM
 
+    from server.harmony.encoding import load_harmony
     from server.models.tiny import tiny_config
 
     torch.manual_seed(SEED)
@@ -404,10 +428,11 @@ def train(steps: int, batch: int, examples: int, lr: float, weight_decay: float,
     model.train()
 
     # Place rows (both tokens of every copy pair, see ``copy_pairs``) are not free parameters: each is
-    # a fixed random vector of its own plus vectors shared by all places (one for the embedding, one
-    # for the output, and a "bare" shift for each). A place's identity is then the same vector going
-    # in and coming out, and nothing is learned per place, so the model cannot memorise places: it
-    # has to learn to copy, which works as well for places the weather kinds never showed.
+    # a random vector of its own plus vectors shared by all places (one for the embedding, one for
+    # the output, and a "bare" shift for each). A place's identity is then the same vector going in
+    # and coming out, and nothing is learned per place, so the model cannot memorise places: it has
+    # to learn to copy, which works as well for places the weather kinds never showed. Real places
+    # keep one vector (the capital kind names them); invented places draw a new one every step.
     embed, output = model.model.embed_tokens.weight, model.lm_head.weight
     hidden_size = config["hidden_size"]
     source = torch.arange(n_used)
@@ -417,12 +442,26 @@ def train(steps: int, batch: int, examples: int, lr: float, weight_decay: float,
         source[index[bare]] = index[spaced]
         is_place[index[bare]] = is_place[index[spaced]] = True
         is_bare[index[bare]] = 1.0
-    identity = torch.randn(n_used, hidden_size) * PLACE_SCALE
+
+    def place_vectors(count: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        vectors = torch.randn(count, hidden_size, generator=generator)
+        return vectors * (PLACE_SCALE * math.sqrt(hidden_size)) / vectors.norm(dim=1, keepdim=True)
+
+    identity = place_vectors(n_used)
+    harmony = load_harmony()
+    invented = torch.tensor(sorted(index[harmony.encode_completion(" " + name)[0]]
+                                   for name in invented_places()))
+    vector_gen = torch.Generator().manual_seed(SEED + 1)
     shared = torch.nn.Parameter(torch.zeros(4, hidden_size))  # embed, output, embed bare, output bare
 
-    def tables():
-        place_in = identity[source] + shared[0] + is_bare * shared[2]
-        place_out = identity[source] + shared[1] + is_bare * shared[3]
+    def tables(fresh: bool = False):
+        """(embedding rows, output rows); ``fresh``: new vectors for the invented places."""
+        vectors = identity
+        if fresh:
+            vectors = identity.clone()
+            vectors[invented] = place_vectors(len(invented), vector_gen)
+        place_in = vectors[source] + shared[0] + is_bare * shared[2]
+        place_out = vectors[source] + shared[1] + is_bare * shared[3]
         return torch.where(is_place, place_in, embed), torch.where(is_place, place_out, output)
 
     # tensors: inputs, targets (-100 outside the completion)
@@ -466,7 +505,7 @@ def train(steps: int, batch: int, examples: int, lr: float, weight_decay: float,
         for row, i in enumerate(idx):
             x[row, :len(seqs[i])] = torch.tensor(seqs[i])
             y[row, :len(targets[i])] = torch.tensor(targets[i])
-        embed_rows, output_rows = tables()
+        embed_rows, output_rows = tables(fresh=True)
         # right padding: causal attention is enough
         hidden = model.model(inputs_embeds=F.embedding(x, embed_rows)).last_hidden_state
         mask = y != -100

@@ -27,19 +27,14 @@ from server.models.train import (
 pytestmark = pytest.mark.engine
 
 MODEL = "gpt-oss-tiny"
-# Measured with the committed artifact: 20 of the 21 held-out pairs exact. Every other held-out
-# pair's swap is in the training data (addition commutes); 11 + 11 is its own swap, and comes back
-# wrong.
-ADD_MISSES = {(11, 11)}
-ADD_CASES = [pytest.param(a, b, marks=pytest.mark.xfail(strict=True, reason="never saw 11 + 11"))
-             if (a, b) in ADD_MISSES else (a, b) for a, b in HELDOUT_ADD_PAIRS]
+# Every held-out pair: sums with a two-digit operand that the training never asked or worked out
+# (tests/unit/test_training_data.py checks it). The model works them out in steps it was trained on.
+ADD_CASES = HELDOUT_ADD_PAIRS
 # Weather: cities that never occur in the weather kinds of the training data (the model copies them
 # from the question into the call and into the answer; tests/unit/test_training_data.py checks that
-# they are held out), with results for the follow-up. Measured: Washington is not copied.
+# they are held out), with results for the follow-up.
 WEATHER_CASES = [("Madrid", 18, "sunny"), ("Rome", -3, "rainy"), ("Amsterdam", 25, "cloudy"),
-                 ("Bern", 8, "snowy"), ("Singapore", 12, "foggy"),
-                 pytest.param("Washington", 31, "windy",
-                              marks=pytest.mark.xfail(strict=True, reason="not copied"))]
+                 ("Bern", 8, "snowy"), ("Singapore", 12, "foggy"), ("Washington", 31, "windy")]
 TOOLS = [weather_tool()]
 
 

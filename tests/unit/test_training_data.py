@@ -39,6 +39,18 @@ def test_heldout_additions_never_occur(examples):
     assert not seen & heldout
 
 
+def test_heldout_sums_are_made_of_trained_steps(examples):
+    """Each held-out sum is worked out as "a + b = T + x + y = T + s = n": the same ones digits
+    ("+ x + y =") and the same last step ("T + s = n") occur in the reasoning of trained sums."""
+    reasoning = "\n".join(e.completion for e in examples if e.kind == "add")
+    for a, b in train.HELDOUT_ADD_PAIRS:
+        steps = train._add_steps(a, b).split(" = ")
+        assert len(steps) == 4, steps  # every held-out pair has a two-digit operand
+        ones = steps[1].split(" + ", 1)[1]
+        assert f" + {ones} = " in reasoning, (a, b)
+        assert f" {steps[2]} = {steps[3]}." in reasoning, (a, b)
+
+
 def test_heldout_cities_never_share_a_prompt_with_a_weather_question(examples):
     weather = [e for e in examples if e.kind in ("weather", "weather_result")]
     capital = [e for e in examples if e.kind == "capital"]
