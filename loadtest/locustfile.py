@@ -15,6 +15,7 @@ Two users:
                                 the count)
   ``reasoning_tokens``          ``completion_tokens_details.reasoning_tokens``
   ``content_tokens``            output tokens - reasoning tokens
+  ``tool_calls``                tool calls in the response (one sample per request)
   ============================  ===========================================================
 
 * ``NonStreamingUser`` (weight 1): one JSON response; records ``end_to_end_latency`` and the
@@ -25,7 +26,8 @@ stream, a stream that ends without ``[DONE]``, or a missing usage block.
 
 Custom options (``locust -f loadtest/locustfile.py --help``): ``--model``, ``--api-key``,
 ``--max-tokens``, ``--reasoning-effort-mix`` (``low:1,medium:2,high:1``), ``--tool-share``,
-``--prompt-set`` (``short``, ``medium``, ``long``, ``chat``, ``mixed`` or a path to a JSONL file),
+``--prompt-set`` (``short``, ``medium``, ``long``, ``chat``, ``mixed``, ``tiny`` or a path to a JSONL
+file),
 ``--max-failure-ratio`` and ``--max-p95-ttft-ms``. At the end of the run the process exit code is 1
 when the failure ratio of the chat requests or the p95 time to first token is above its threshold,
 else 0. Run only one user class by naming it: ``locust -f loadtest/locustfile.py StreamingUser``.
@@ -45,7 +47,11 @@ from locust import User, between, constant, events, task  # noqa: F401
 log = logging.getLogger("loadtest")
 
 PROMPT_DIR = Path(__file__).resolve().parent / "prompts"
-PROMPT_SETS = ("short", "medium", "long", "chat")
+PROMPT_SETS = ("short", "medium", "long", "chat")  # "mixed" is all four
+# What the built-in gpt-oss-tiny was trained to answer (sums, capitals, greetings, get_weather calls
+# and the answers after their results): against it, the figures include reasoning, content and
+# tool calls. Other models answer it too; it is only small.
+TINY_SET = "tiny"
 ENDPOINT = "/v1/chat/completions"
 STREAM_NAME = f"{ENDPOINT} [stream]"
 PLAIN_NAME = f"{ENDPOINT} [non-stream]"
@@ -77,7 +83,8 @@ def _add_arguments(parser) -> None:
     group.add_argument("--tool-share", type=float, default=0.0,
                        help="Share (0..1) of requests that send a tool and a tool-calling prompt.")
     group.add_argument("--prompt-set", default="mixed",
-                       help="short, medium, long, chat, mixed (all bundled sets) or a JSONL file path.")
+                       help="short, medium, long, chat, mixed (those four), tiny (what the built-in "
+                            "gpt-oss-tiny understands) or a JSONL file path.")
     group.add_argument("--max-failure-ratio", type=float, default=0.0,
                        help="Exit non-zero when failed/total chat requests is above this.")
     group.add_argument("--max-p95-ttft-ms", type=float, default=0.0,
@@ -87,11 +94,12 @@ def _add_arguments(parser) -> None:
 # ---------------------------------------------------------------------------------------------
 # Request building
 
-def load_prompts(name: str) -> list[list[dict]]:
-    """Message lists from a bundled set (or a JSONL file: lines with ``messages`` or ``prompt``)."""
+def load_prompts(name: str) -> list[dict]:
+    """Requests (``messages``, and ``tools`` where a line has them) from a bundled set or a JSONL
+    file whose lines have ``messages`` (and optionally ``tools``) or ``prompt``."""
     if name == "mixed":
         paths = [PROMPT_DIR / f"{n}.jsonl" for n in PROMPT_SETS]
-    elif name in PROMPT_SETS:
+    elif name in (*PROMPT_SETS, TINY_SET):
         paths = [PROMPT_DIR / f"{name}.jsonl"]
     else:
         paths = [Path(name)]
@@ -102,9 +110,9 @@ def load_prompts(name: str) -> list[list[dict]]:
                 continue
             record = json.loads(line)
             if "messages" in record:
-                out.append(record["messages"])
+                out.append({key: record[key] for key in ("messages", "tools") if key in record})
             else:
-                out.append([{"role": "user", "content": record["prompt"]}])
+                out.append({"messages": [{"role": "user", "content": record["prompt"]}]})
     if not out:
         raise ValueError(f"prompt set {name!r} is empty")
     return out
@@ -137,7 +145,7 @@ class RequestFactory:
             body["messages"] = [{"role": "user", "content": random.choice(TOOL_PROMPTS)}]
             body["tools"] = [WEATHER_TOOL]
         else:
-            body["messages"] = random.choice(self.prompts)
+            body.update(random.choice(self.prompts))
         if self.efforts:
             body["reasoning_effort"] = random.choices(self.efforts, self.effort_weights)[0]
         if stream:
@@ -207,6 +215,7 @@ class StreamingUser(_ChatUser):
         first = last = None
         gaps: list[float] = []
         usage = None
+        calls: set[tuple[int, int]] = set()  # (choice index, tool call index)
         done = False
         try:
             with self.session.post(self.base + ENDPOINT, data=json.dumps(body), stream=True,
@@ -228,6 +237,10 @@ class StreamingUser(_ChatUser):
                         raise StreamFailure(f"error frame: {frame['error']}")
                     if frame.get("usage"):
                         usage = frame["usage"]
+                    for choice in frame.get("choices") or ():
+                        delta = choice.get("delta") or {}
+                        calls.update((choice.get("index", 0), call.get("index", 0))
+                                     for call in delta.get("tool_calls") or ())
                     for choice in frame.get("choices") or ():
                         delta = choice.get("delta") or {}
                         if (delta.get("content") or delta.get("reasoning_content")
@@ -261,6 +274,7 @@ class StreamingUser(_ChatUser):
         self.metric("output_tokens", tokens)
         self.metric("reasoning_tokens", reasoning)
         self.metric("content_tokens", tokens - reasoning)
+        self.metric("tool_calls", len(calls))
 
 
 class NonStreamingUser(_ChatUser):
