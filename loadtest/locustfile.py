@@ -237,21 +237,21 @@ class StreamingUser(_ChatUser):
                         raise StreamFailure(f"error frame: {frame['error']}")
                     if frame.get("usage"):
                         usage = frame["usage"]
+                    has_token = False  # one arrival per frame, whichever choices it carries
                     for choice in frame.get("choices") or ():
                         delta = choice.get("delta") or {}
                         calls.update((choice.get("index", 0), call.get("index", 0))
                                      for call in delta.get("tool_calls") or ())
-                    for choice in frame.get("choices") or ():
-                        delta = choice.get("delta") or {}
-                        if (delta.get("content") or delta.get("reasoning_content")
-                                or delta.get("reasoning") or delta.get("tool_calls")):
-                            now = time.perf_counter()
-                            if first is None:
-                                first = now
-                            else:
-                                gaps.append((now - last) * 1000)
-                            last = now
-                            break
+                        has_token = has_token or bool(
+                            delta.get("content") or delta.get("reasoning_content")
+                            or delta.get("reasoning") or delta.get("tool_calls"))
+                    if has_token:
+                        now = time.perf_counter()
+                        if first is None:
+                            first = now
+                        else:
+                            gaps.append((now - last) * 1000)
+                        last = now
             end = time.perf_counter()
             if not done:
                 raise StreamFailure("stream ended without [DONE]")

@@ -378,7 +378,7 @@ def copy_pairs() -> list[tuple[int, int]]:
 
     " Madrid" in the question is one token and "Madrid" in ``{"city": "Madrid"}`` another; for
     multi-word names only the first word differs (" New"/"New", then " York" both times). Training
-    gives both tokens of a pair the same fixed vector, told apart by a "bare" shift shared by all
+    gives both tokens of a pair the same random vector, told apart by a "bare" shift shared by all
     pairs (see ``train``), so writing a place into the arguments is one generic operation, also for
     places the weather kinds never showed.
     """
@@ -476,8 +476,8 @@ def train(steps: int, batch: int, examples: int, lr: float, weight_decay: float,
     # the constant logit of the (vocab - n_used) unused tokens, all exactly 0: log(count) + 0
     unused_logit = math.log(vocab - n_used)
 
-    # Weight decay on the vocabulary rows only: in our runs it helped the held-out additions
-    # (the numbers' rows), while on every weight it held back copying.
+    # Weight decay on the vocabulary rows only: in the runs of the earlier recipe (sums answered
+    # without steps) it helped the held-out additions, while on every weight it held back copying.
     rows = [embed, output]
     params = [shared, *model.parameters()]
     opt = torch.optim.AdamW([{"params": rows, "weight_decay": weight_decay},

@@ -193,9 +193,8 @@ def test_n_seeds_differ_per_choice(serve):
 
 def _wait_for_abort(server, sent: float, runs_for: float) -> None:
     """Wait until the engine request is aborted and no longer running (one condition: the
-    engine records the abort a moment before it drops the request). The scripted engine also
-    records a request that ran to its end (its generator is closed after the last token), so
-    the abort only proves the disconnect did it if seen before the script could have ended."""
+    engine records the abort a moment before it drops the request), and before the script
+    could have run to its end (``runs_for`` seconds after ``sent``)."""
     wait_for(lambda: server.engine.aborted and server.engine.stats().running == 0,
              what="the engine request to be aborted")
     assert time.monotonic() - sent < runs_for, "the request may have run to its natural end"
