@@ -16,6 +16,8 @@ MESSAGES = [{"role": "user", "content": "Say hello."}]
 # ends. This bias makes the model say '<|message|>' (opens a content message) and 'hello' only:
 # visible content streams from the first tokens on, and no stop token can end it early.
 CHATTY_BIAS = {"200008": 100, "24912": 100}
+# A stream that only ends when the test ends it (on a server started with long_context=True).
+LONG_STREAM_TOKENS = 30000
 
 
 def check_completion(server, *, n: int = 1, max_tokens: int = 24) -> None:

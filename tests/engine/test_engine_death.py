@@ -9,21 +9,22 @@ import pytest
 
 from tests.conftest import wait_for
 from tests.engine.conftest import start_server
-from tests.engine.helpers import CHATTY_BIAS, MESSAGES, sse_lines
+from tests.engine.helpers import CHATTY_BIAS, LONG_STREAM_TOKENS, MESSAGES, sse_lines
 
 pytestmark = pytest.mark.engine
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    server = start_server("gpt-oss-tiny-random", tmp_path_factory.mktemp("death"))
+    server = start_server("gpt-oss-tiny-random", tmp_path_factory.mktemp("death"),
+                          long_context=True)
     yield server
     server.stop()
 
 
 def test_engine_core_sigkill_mid_stream(server):
-    body = {"model": server.model, "messages": MESSAGES, "max_tokens": 3000, "stream": True,
-            "logit_bias": CHATTY_BIAS}
+    body = {"model": server.model, "messages": MESSAGES, "max_tokens": LONG_STREAM_TOKENS,
+            "stream": True, "logit_bias": CHATTY_BIAS}
     core = server.engine_core()
     frames = []
     with httpx.Client(base_url=server.base_url, timeout=30) as client:
