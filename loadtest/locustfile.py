@@ -85,6 +85,9 @@ def _add_arguments(parser) -> None:
     group.add_argument("--prompt-set", default="mixed",
                        help="short, medium, long, chat, mixed (those four), tiny (what the built-in "
                             "gpt-oss-tiny understands) or a JSONL file path.")
+    group.add_argument("--seed", type=int, default=None,
+                       help="Seed the request mix (prompts, tool share, efforts): the same seed "
+                            "draws the same sequence of requests (default: unseeded).")
     group.add_argument("--max-failure-ratio", type=float, default=0.0,
                        help="Exit non-zero when failed/total chat requests is above this.")
     group.add_argument("--max-p95-ttft-ms", type=float, default=0.0,
@@ -131,6 +134,16 @@ def parse_mix(text: str) -> tuple[list[str], list[float]]:
     return names, weights
 
 
+# One generator for every user of this process, so that --seed fixes the sequence of requests.
+RNG = random.Random()
+
+
+@events.test_start.add_listener
+def _seed(environment, **_kwargs) -> None:
+    if environment.parsed_options and environment.parsed_options.seed is not None:
+        RNG.seed(environment.parsed_options.seed)
+
+
 class RequestFactory:
     def __init__(self, options, model: str) -> None:
         self.model = model
@@ -141,13 +154,13 @@ class RequestFactory:
 
     def body(self, stream: bool) -> dict:
         body: dict = {"model": self.model, "max_tokens": self.max_tokens, "stream": stream}
-        if self.tool_share and random.random() < self.tool_share:
-            body["messages"] = [{"role": "user", "content": random.choice(TOOL_PROMPTS)}]
+        if self.tool_share and RNG.random() < self.tool_share:
+            body["messages"] = [{"role": "user", "content": RNG.choice(TOOL_PROMPTS)}]
             body["tools"] = [WEATHER_TOOL]
         else:
-            body.update(random.choice(self.prompts))
+            body.update(RNG.choice(self.prompts))
         if self.efforts:
-            body["reasoning_effort"] = random.choices(self.efforts, self.effort_weights)[0]
+            body["reasoning_effort"] = RNG.choices(self.efforts, self.effort_weights)[0]
         if stream:
             body["stream_options"] = {"include_usage": True}
         return body

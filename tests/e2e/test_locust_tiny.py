@@ -14,9 +14,11 @@ pytestmark = [pytest.mark.engine,
 
 
 def test_locust_run_has_reasoning_content_and_tool_calls(trained_server, tmp_path):
+    # --seed 0: the first requests drawn are tool prompts (6 of the 17), so a slow run with few
+    # requests still has tool calls rather than missing them by chance
     result = run_locust(trained_server.base_url, tmp_path, "--prompt-set", "tiny",
                         "--max-failure-ratio", "0", "--max-tokens", "128", "--reasoning-effort-mix",
-                        "low:1,medium:1,high:1", seconds=20, users=4)
+                        "low:1,medium:1,high:1", "--seed", "0", seconds=20, users=4)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     with open(tmp_path / "run_stats.csv", newline="") as f:
         stats = {(r["Type"], r["Name"]): r for r in csv.DictReader(f)}

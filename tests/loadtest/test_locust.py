@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import csv
+import json
+import subprocess
+import sys
 
 import pytest
 
-from tests.loadtest.conftest import locust_available, run_locust
+from tests.loadtest.conftest import ROOT, locust_available, run_locust
 
 pytestmark = pytest.mark.skipif(not locust_available(), reason="locust is not installed (test extra)")
 
@@ -55,3 +58,30 @@ def test_right_api_key_and_ttft_threshold(keyed_server, tmp_path):
                             "--max-p95-ttft-ms", "0.001", seconds=4, users=2)
     assert too_strict.returncode != 0
     assert "p95 time to first token" in too_strict.stderr + too_strict.stdout
+
+
+# The locustfile imports locust, which must monkey-patch before anything else: load it in a child.
+DRAW_REQUESTS = """
+from gevent import monkey; monkey.patch_all()
+import json, sys, types
+sys.path.insert(0, "loadtest")
+import locustfile
+options = types.SimpleNamespace(max_tokens=64, prompt_set="tiny", tool_share=0.3,
+                                reasoning_effort_mix="low:1,medium:1,high:1", seed=int(sys.argv[1]))
+locustfile._seed(types.SimpleNamespace(parsed_options=options))
+factory = locustfile.RequestFactory(options, "m")
+print(json.dumps([factory.body(stream=True) for _ in range(30)]))
+"""
+
+
+def test_seed_fixes_the_request_sequence():
+    def draw(seed: int) -> list:
+        result = subprocess.run([sys.executable, "-c", DRAW_REQUESTS, str(seed)], cwd=ROOT,
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr[-2000:]
+        return json.loads(result.stdout)
+
+    first = draw(3)
+    assert draw(3) == first
+    assert draw(4) != first
+    assert {"tools" in body for body in first} == {True, False}  # a mix, not one kind
