@@ -29,7 +29,8 @@ def start(tmp_path: Path, *args: str) -> tuple[subprocess.Popen, str, Path]:
 
 
 def test_sigterm_drains_in_flight_stream_then_exits_zero(tmp_path):
-    process, url, log = start(tmp_path, "--script-token-delay", "0.02", "--drain-timeout", "20",
+    # 132 tokens x 0.05 s: the stream outlasts the checks below by seconds, even on a busy machine
+    process, url, log = start(tmp_path, "--script-token-delay", "0.05", "--drain-timeout", "20",
                               "--api-key", SECRET_KEY)
     headers = {"Authorization": f"Bearer {SECRET_KEY}"}
     body = {"model": "gpt-oss-scripted", "stream": True,
