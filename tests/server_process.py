@@ -96,21 +96,30 @@ class ServerProcess:
 
 def start_server(args: list[str], log_dir: Path, *, model: str, ready_timeout: float,
                  env: dict | None = None) -> ServerProcess:
-    """Start `python -m server ARGS --host 127.0.0.1 --port P` and wait for /ready."""
-    port = free_port()
-    log_path = log_dir / f"server-{port}.log"
-    command = [sys.executable, "-m", "server", *args, "--host", "127.0.0.1", "--port", str(port)]
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen(
-            command, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
-            stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
-    server = ServerProcess(model, port, process, log_path)
-    try:
-        server.wait_ready(ready_timeout)
-    except BaseException:
-        server.stop()
-        raise
-    return server
+    """Start `python -m server ARGS --host 127.0.0.1 --port P` and wait for /ready.
+
+    P is free when picked but only bound by the server a moment later; if another process took
+    it meanwhile (vLLM picks free ports for its own sockets too), start again on a new one."""
+    for attempt in range(3):
+        port = free_port()
+        log_path = log_dir / f"server-{port}.log"
+        command = [sys.executable, "-m", "server", *args, "--host", "127.0.0.1", "--port", str(port)]
+        with log_path.open("wb") as log_file:
+            process = subprocess.Popen(
+                command, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+                stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
+        server = ServerProcess(model, port, process, log_path)
+        try:
+            server.wait_ready(ready_timeout)
+            return server
+        except RuntimeError:
+            server.stop()
+            if attempt == 2 or "address already in use" not in server.log().lower():
+                raise
+        except BaseException:
+            server.stop()
+            raise
+    raise AssertionError("unreachable")
 
 
 def attach_logs(item, report, names: tuple[str, ...]) -> None:

@@ -22,6 +22,16 @@ def free_port() -> int:
 
 
 def start_server(*extra: str, script: Path | None = None) -> tuple[subprocess.Popen, str]:
+    for attempt in range(3):
+        try:
+            return _start_server(extra, script)
+        except RuntimeError as exc:  # the picked port was taken before the server bound it
+            if attempt == 2 or "address already in use" not in str(exc).lower():
+                raise
+    raise AssertionError("unreachable")
+
+
+def _start_server(extra: tuple[str, ...], script: Path | None) -> tuple[subprocess.Popen, str]:
     port = free_port()
     cmd = [sys.executable, "-m", "server", "--engine", "scripted",
            "--script", str(script or ROOT / "examples" / "scripted-demo.jsonl"),
