@@ -183,10 +183,15 @@ class Pipeline:
         try:
             while reason is None:
                 delta = await generation.next_step(stream)
-                decoder.feed(delta.token_ids, pending)
+                # only this step's events go through the stop matcher: those already pending
+                # (stream_interval > 1) went through it before and must not be fed again
+                fresh: list[Event] = []
+                decoder.feed(delta.token_ids, fresh)
                 unsent += len(delta.token_ids)
                 reason = delta.finish_reason
-                if stopper is not None and apply_stop(stopper, pending, choice):
+                hit = stopper is not None and apply_stop(stopper, fresh, choice)
+                pending += fresh
+                if hit:
                     metrics.ABORTS.labels("stop_string").inc()
                     reason = "stop"
                 elif decoder.failed:

@@ -15,10 +15,12 @@ class StopMatcher:
     def feed(self, text: str) -> tuple[str, bool]:
         """Return (text safe to emit, whether a stop string was reached)."""
         buffer = self._held + text
-        hits = [i for i in (buffer.find(s) for s in self._stops) if i >= 0]
+        # the stop string that completes first (as if fed one character at a time), so the cut
+        # does not depend on how the text was split; at a tie the longer one (it starts earlier)
+        hits = [(i + len(s), i) for s in self._stops if (i := buffer.find(s)) >= 0]
         if hits:
             self._held = ""
-            return buffer[: min(hits)], True
+            return buffer[: min(hits)[1]], True
         keep = 0
         for stop in self._stops:
             for k in range(min(len(stop) - 1, len(buffer)), keep, -1):
@@ -36,7 +38,10 @@ class StopMatcher:
 def apply_stop(stopper: StopMatcher, events: list[Event], choice: int) -> bool:
     """Run content deltas through the stop matcher in place; True if a stop string was hit.
 
-    Held-back text is released when a non-content event (reasoning, a tool call) follows.
+    Feed every event exactly once, in order (the matcher holds state between calls): pass only
+    events not fed before, never a list that still holds earlier, already matched ones.
+    Held-back text is released when a non-content event (reasoning, a tool call) follows;
+    after a hit, nothing of ``events`` past the stop string is kept.
     """
     out: list[Event] = []
     hit = False
