@@ -32,6 +32,7 @@ Decisions (see also the README):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import sys
@@ -44,7 +45,25 @@ from server.models.builtin import resolve_model
 
 log = logging.getLogger("server.engine.vllm")
 
+# How long the engine processes get to exit on their own at shutdown before vLLM kills their
+# process tree (EngineCore and its workers). By then our requests are finished or aborted, so
+# nothing is lost; without it vLLM waits 5 s, which the EngineCore on CPU always used up (its
+# worker takes 3-5 s to tear down), and the SIGTERM contract (exit within drain timeout + 5 s)
+# has no room for that. vLLM's own server passes --shutdown-timeout here (0 by default: kill at
+# once); a short grace instead still lets an engine that can exit quickly do so cleanly.
+ENGINE_EXIT_GRACE_SECONDS = 2.0
+
 _FINISH_REASONS = {"stop": "stop", "length": "length", "abort": "abort"}
+
+
+def _running(process) -> bool:
+    """Not exited (a zombie has: only its exit status is left, for its parent to collect)."""
+    import psutil
+
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
 
 
 class EngineArgsError(ValueError):
@@ -152,9 +171,38 @@ class VLLMEngine:
         self._max_model_len = int(model_config.max_model_len)
         self._vocab_size = int(model_config.get_vocab_size())
 
+    def _engine_processes(self) -> list:
+        """The engine's process trees (EngineCore and its workers), as psutil processes."""
+        import psutil
+
+        manager = getattr(getattr(self._llm.engine_core, "resources", None), "engine_manager", None)
+        found = []
+        for proc in getattr(manager, "processes", None) or []:
+            try:
+                root = psutil.Process(proc.pid)
+                found += [root, *root.children(recursive=True)]
+            except (psutil.Error, TypeError):  # already gone, or never started (pid None)
+                continue
+        return found
+
     async def shutdown(self) -> None:
-        if self._llm is not None:
-            self._llm.shutdown()
+        if self._llm is None:
+            return
+        import psutil
+
+        engine_processes = self._engine_processes()
+        self._llm.shutdown(timeout=ENGINE_EXIT_GRACE_SECONDS)
+        # vLLM SIGKILLs what outlived the grace but does not wait for it: wait (briefly), so that
+        # no engine process outlives the server's own.
+        deadline = asyncio.get_running_loop().time() + 1.0
+        while engine_processes:
+            engine_processes = [p for p in engine_processes if _running(p)]
+            if asyncio.get_running_loop().time() > deadline:
+                for process in engine_processes:
+                    with contextlib.suppress(psutil.Error):
+                        process.kill()
+                break
+            await asyncio.sleep(0.02)
 
     def stats(self) -> EngineStats:
         if self._llm is None:
