@@ -70,10 +70,11 @@ class ServerError(APIError):
 
 
 class ServiceUnavailableError(APIError):
-    """Overloaded, draining, loading or a dead engine: retry elsewhere or later."""
+    """Overloaded, draining, loading or a dead engine: retry elsewhere or later. Codes:
+    ``server_overloaded``, ``server_draining``, else ``server_unavailable``."""
 
     status = 503
-    code = "service_unavailable"
+    code = "server_unavailable"
 
 
 class RequestTimeoutError(APIError):

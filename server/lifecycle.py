@@ -75,13 +75,19 @@ class Lifecycle:
         metrics.REJECTED.labels(why).inc()
         return ServiceUnavailableError(message, code=f"server_{why}", headers={"Retry-After": "1"})
 
+    def refuse_unless_serving(self) -> None:
+        """503 before any work (rendering included) while draining, loading or dead."""
+        if self.draining:
+            raise self._refuse("draining", "the server is shutting down; retry on another replica")
+        if self.dead_reason:
+            raise self._refuse("unavailable", "the engine is not available; retry later")
+        if not self.loaded:
+            raise self._refuse("unavailable", "the model is still loading; retry later")
+
     @contextlib.asynccontextmanager
     async def admit(self) -> AsyncIterator[None]:
         """Hold a generation slot, waiting in the bounded queue if needed; 503 beyond it."""
-        if self.draining:
-            raise self._refuse("draining", "the server is shutting down; retry on another replica")
-        if not self.loaded or self.dead_reason:
-            raise self._refuse("unavailable", "the model is not ready; retry later")
+        self.refuse_unless_serving()
         if self._slots.locked() and self.queued >= self.settings.max_queued_requests:
             raise self._refuse("overloaded", "the server is at capacity; retry later")
         self.queued += 1

@@ -6,6 +6,8 @@ OpenAI envelope naming the offending parameter (the body-size limit is a 413 in 
 
 from __future__ import annotations
 
+import json
+
 import orjson
 
 from server.config import Settings
@@ -46,11 +48,18 @@ def _check_stop(stop: list[str], settings: Settings) -> None:
             _fail(f"stop strings may be at most {settings.max_stop_chars} characters", "stop")
 
 
+def _json_size(value) -> int:
+    try:
+        return len(orjson.dumps(value))
+    except TypeError:  # an integer beyond 64 bits (orjson's limit): the slow exact way
+        return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+
+
 def _check_tools(request: CompletionCreateParams, settings: Settings) -> None:
     tools = request.tools or []
     if len(tools) > settings.max_tools:
         _fail(f"at most {settings.max_tools} tools are allowed", "tools")
-    if tools and len(orjson.dumps([t.model_dump() for t in tools])) > settings.max_tool_schema_bytes:
+    if tools and _json_size([t.model_dump() for t in tools]) > settings.max_tool_schema_bytes:
         _fail(f"tool definitions may be at most {settings.max_tool_schema_bytes} bytes of JSON",
               "tools")
     names = [t.function.name for t in tools]

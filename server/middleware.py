@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import logging
 import re
 import secrets
@@ -20,12 +21,20 @@ import orjson
 
 from server import metrics
 from server.config import Settings
-from server.errors import APIError, AuthenticationError, PayloadTooLargeError
+from server.errors import (
+    APIError,
+    AuthenticationError,
+    InvalidRequestError,
+    PayloadTooLargeError,
+    ServerError,
+)
 
 log = logging.getLogger("server.access")
+app_log = logging.getLogger("server.app")
 
 _QUIET_ROUTES = frozenset({"/health", "/ready", "/metrics"})
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 
 
 def _digest(key: bytes) -> bytes:
@@ -78,13 +87,14 @@ class EdgeMiddleware:
         request_id = sent_id if _REQUEST_ID.match(sent_id) else secrets.token_hex(12)
         scope.setdefault("state", {})["request_id"] = request_id
         status = 500
+        responded = False
 
         async def send_with_id(message) -> None:
-            nonlocal status
+            nonlocal status, responded
             if message["type"] == "http.response.body":  # the hot path of streams
                 return await send(message)
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, responded = message["status"], True
                 message["headers"] = [*message.get("headers", []),
                                       (b"x-request-id", request_id.encode())]
             await send(message)
@@ -96,12 +106,19 @@ class EdgeMiddleware:
                 status = error.status
                 return
             body = await self._read_body(receive)
-            if body is None:
-                error = PayloadTooLargeError(f"the request body exceeds {self.max_body} bytes")
+            error = (PayloadTooLargeError(f"the request body exceeds {self.max_body} bytes")
+                     if body is None else lone_surrogate_error(body))
+            if error is not None:
                 await send_error(send, error, request_id)
                 status = error.status
                 return
-            await self.app(scope, self._replay(body, receive), send_with_id)
+            try:
+                await self.app(scope, self._replay(body, receive), send_with_id)
+            except Exception:  # a bug: answer in the envelope, keep the connection usable
+                app_log.exception("unhandled error", extra={"request_id": request_id})
+                if not responded:  # else a stream was under way: it just ends here
+                    await send_error(send, ServerError("internal server error"), request_id)
+                    status = 500
         finally:
             self._record(scope, status, started, request_id)
 
@@ -162,3 +179,46 @@ class EdgeMiddleware:
             "request_id": request_id, "method": scope["method"], "route": route_path,
             "status": status, "duration_ms": round(elapsed * 1000, 2),
             **{k: state[k] for k in ("prompt_tokens", "completion_tokens") if k in state}})
+
+
+def lone_surrogate_error(body: bytes) -> InvalidRequestError | None:
+    """JSON can escape a lone UTF-16 surrogate ("\\ud800"), which is no Unicode character: the
+    Harmony renderer cannot encode it. Refuse it here, naming the field. The regex keeps the
+    parse off the hot path: only bodies with a surrogate escape (emoji from ASCII-only JSON
+    encoders, as valid pairs) are parsed again."""
+    if not _SURROGATE_ESCAPE.search(body):
+        return None
+    try:
+        path = _lone_surrogate_path(json.loads(body))
+    except (ValueError, RecursionError):
+        return None  # not JSON, or too deep: the app's own parsing reports it
+    if path is None:
+        return None
+    param = ".".join(path) or None
+    return InvalidRequestError(
+        f"{param or 'the body'} contains a lone UTF-16 surrogate escape (\\ud800-\\udfff "
+        "without its pair): strings must be valid Unicode", param=param)
+
+
+def _lone_surrogate_path(value, path: tuple[str, ...] = ()) -> tuple[str, ...] | None:
+    if isinstance(value, str):
+        if value.isascii():
+            return None
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return path
+        return None
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return None
+    for key, item in items:
+        if isinstance(key, str) and _lone_surrogate_path(key) is not None:
+            return (*path, key)
+        found = _lone_surrogate_path(item, (*path, str(key)))
+        if found is not None:
+            return found
+    return None

@@ -91,12 +91,17 @@ class Pipeline:
                                       param="messages")
         return limit - len(prompt)
 
-    def prepare(self, request: CompletionCreateParams, api_key: str | None = None) -> Completion:
+    def checked_prompt(self, request: CompletionCreateParams) -> tuple[list[int], dict | None]:
+        """The rendered prompt (and logit bias) of a request that passed every check but the
+        context length: the one path of chat completions and /tokenize."""
         if request.model not in self.settings.served_model_name:
             raise ModelNotFoundError(f"the model '{request.model}' does not exist",
                                      param="model")
         logit_bias = check_request(request, self.settings, self.engine.vocab_size)
-        prompt = self.render(request)
+        return self.render(request), logit_bias
+
+    def prepare(self, request: CompletionCreateParams, api_key: str | None = None) -> Completion:
+        prompt, logit_bias = self.checked_prompt(request)
         room = self.check_prompt(prompt)
         wanted = request.max_completion_tokens or request.max_tokens
         options = SamplingOptions(

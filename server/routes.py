@@ -50,7 +50,7 @@ async def prometheus_metrics(request: Request) -> Response:
 def _models(request: Request) -> list[Model]:
     state = request.app.state
     return [Model(id=name, created=state.started, owned_by="gpt-oss-server",
-                  max_model_len=state.engine.max_model_len)
+                  max_model_len=state.engine.max_model_len or None)  # None: still loading
             for name in state.settings.served_model_name]
 
 
@@ -70,7 +70,9 @@ async def retrieve_model(model: str, request: Request) -> Model:
 @router.post("/tokenize", response_model=TokenizeResponse)
 async def tokenize(body: TokenizeRequest, request: Request) -> TokenizeResponse:
     state = request.app.state
-    tokens = state.pipeline.render(body.as_chat_request())
+    state.lifecycle.refuse_unless_serving()  # the context length is known once loaded
+    chat = body.as_chat_request(default_model=state.settings.served_model_name[0])
+    tokens, _ = state.pipeline.checked_prompt(chat)
     return TokenizeResponse(count=len(tokens), max_model_len=state.engine.max_model_len,
                             tokens=tokens, prompt=state.harmony.decode_text(tokens))
 
@@ -80,6 +82,8 @@ async def chat_completions(body: CompletionCreateParams, request: Request):
     state = request.app.state
     if body.model_extra:
         log.info("ignored unknown request fields: %s", sorted(body.model_extra))
+    # before rendering: while loading, the context length is unknown (not 0)
+    state.lifecycle.refuse_unless_serving()
     completion = state.pipeline.prepare(body, request.scope["state"].get("api_key"))
     if state.settings.log_prompts:  # off by default: prompts and outputs are user data
         log.info("prompt", extra={"completion_id": completion.id,

@@ -87,17 +87,28 @@ class _Thread(threading.Thread):
 
 @pytest.fixture
 def serve(harmony):
-    """serve(completions=[...], chunk_size=1, token_delay=0, **settings) -> LiveServer."""
+    """serve(completions=[...], chunk_size=1, token_delay=0, loaded=None, **settings) ->
+    LiveServer, ready unless ``loaded`` (a threading.Event) holds the engine loading."""
     started: list[tuple[uvicorn.Server, _Thread]] = []
 
     def start(completions: list[str] | None = None, *, chunk_size: int = 1,
-              token_delay: float = 0.0, max_model_len: int = 131072, **overrides) -> LiveServer:
+              token_delay: float = 0.0, max_model_len: int = 131072,
+              loaded: threading.Event | None = None, **overrides) -> LiveServer:
         completions = completions or [COMPLETIONS["plain"]]
         values = {"engine": "scripted", "script": "unused.jsonl", "harmony_date": "2026-01-01",
                   **overrides}
         settings = Settings(**values, served_model_name=[MODEL])
         engine = ScriptedEngine(harmony, completions, chunk_size=chunk_size,
                                 token_delay=token_delay, max_model_len=max_model_len)
+        if loaded is not None:  # the engine "loads" until the test sets the event
+            start_engine = engine.start
+
+            async def start_when_set() -> None:
+                while not loaded.is_set():
+                    await asyncio.sleep(0.01)
+                await start_engine()
+
+            engine.start = start_when_set
         app = create_app(settings, engine, harmony=harmony)
         # bound here and handed to uvicorn: no other process can take the port in between.
         # IPPROTO_TCP spelled out: asyncio sets TCP_NODELAY only on sockets that say so
@@ -116,7 +127,8 @@ def serve(harmony):
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:
-                if httpx.get(f"http://127.0.0.1:{port}/ready").status_code == 200:
+                status = httpx.get(f"http://127.0.0.1:{port}/ready").status_code
+                if status == 200 or (loaded is not None and not loaded.is_set()):
                     break
             except httpx.TransportError:
                 pass

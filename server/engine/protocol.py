@@ -61,10 +61,10 @@ class Engine(Protocol):
     """An engine owned by the app: started in the lifespan, stopped at shutdown."""
 
     @property
-    def max_model_len(self) -> int: ...
+    def max_model_len(self) -> int: ...  # 0 until start() has loaded the model
 
     @property
-    def vocab_size(self) -> int: ...
+    def vocab_size(self) -> int: ...  # 0 until start() has loaded the model
 
     @property
     def is_dead(self) -> bool: ...

@@ -56,11 +56,11 @@ class ScriptedEngine:
 
     @property
     def max_model_len(self) -> int:
-        return self._max_model_len
+        return self._max_model_len if self.started else 0  # like vLLM: known once loaded
 
     @property
     def vocab_size(self) -> int:
-        return self._vocab_size
+        return self._vocab_size if self.started else 0
 
     @property
     def is_dead(self) -> bool:

@@ -103,7 +103,7 @@ class Model(_Out):
     object: Literal["model"] = "model"
     created: int
     owned_by: str
-    max_model_len: int
+    max_model_len: int | None = None  # None while the engine is loading
 
 
 class ModelList(_Out):

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from server.schemas.chat_request import (
     ChatCompletionMessageParam,
+    ChatCompletionNamedToolChoiceParam,
     ChatCompletionToolParam,
     CompletionCreateParams,
     ReasoningConfig,
@@ -18,12 +21,15 @@ class TokenizeRequest(BaseModel):
     model: str | None = None
     messages: list[ChatCompletionMessageParam] = Field(min_length=1)
     tools: list[ChatCompletionToolParam] | None = None
+    tool_choice: Literal["auto", "none", "required"] | ChatCompletionNamedToolChoiceParam | None = None
     reasoning_effort: str | None = None
     reasoning: ReasoningConfig | None = None
 
-    def as_chat_request(self) -> CompletionCreateParams:
-        return CompletionCreateParams(model=self.model or "", messages=self.messages,
-                                      tools=self.tools, reasoning_effort=self.reasoning_effort,
+    def as_chat_request(self, default_model: str) -> CompletionCreateParams:
+        """The chat request whose prompt this is (``model`` may be left out here)."""
+        return CompletionCreateParams(model=self.model or default_model, messages=self.messages,
+                                      tools=self.tools, tool_choice=self.tool_choice,
+                                      reasoning_effort=self.reasoning_effort,
                                       reasoning=self.reasoning)
 
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import threading
+
 import httpx
 import openai
 import pytest
 
-from tests.conftest import MODEL
+from tests.conftest import MODEL, wait_for
 
 USER = [{"role": "user", "content": "hi"}]
 
@@ -135,5 +138,100 @@ def test_error_after_200_is_one_frame_then_done(serve, monkeypatch):
         assert response.status_code == 200
         frames = [line for line in response.iter_lines() if line]
     assert frames[-1] == "data: [DONE]"
-    assert '"error"' in frames[-2] and '"service_unavailable"' in frames[-2]
+    assert '"error"' in frames[-2] and '"server_unavailable"' in frames[-2]
     assert all('"error"' not in f for f in frames[:-2])
+
+
+@pytest.mark.parametrize("path,body,param", [
+    ("/v1/chat/completions",
+     {"model": MODEL, "messages": [{"role": "user", "content": "\ud800x"}]}, "messages.0.content"),
+    ("/v1/chat/completions",
+     {"model": MODEL, "messages": USER, "stream": True, "tools": [{"type": "function", "function": {
+         "name": "f", "description": "x\udc00y"}}]}, "tools.0.function.description"),
+    ("/tokenize", {"messages": [{"role": "system", "content": "\udfff"}]}, "messages.0.content"),
+])
+def test_lone_surrogate_is_a_400_naming_the_field(serve, path, body, param):
+    server = serve()
+    # json.dumps writes a lone surrogate as the escape "\ud800": valid JSON, invalid Unicode
+    with server.http() as http:
+        response = http.post(path, content=json.dumps(body),
+                             headers={"content-type": "application/json"})
+        assert_envelope(response, 400, "invalid_request_error", param)
+        assert "surrogate" in response.json()["error"]["message"]
+        assert http.get("/v1/models").status_code == 200  # the connection is still good
+    assert server.engine.calls == []
+
+
+def test_surrogate_pairs_and_escaped_backslashes_are_fine(serve):
+    server = serve()
+    # ASCII-only encoders write emoji as escaped surrogate pairs; "\\ud800" is plain text
+    text = "smile \U0001F600 and a literal \\ud800"
+    body = json.dumps({"model": MODEL, "messages": [{"role": "user", "content": text}]})
+    assert "\\ud83d\\ude00" in body
+    response = httpx.post(server.url + "/v1/chat/completions", content=body,
+                          headers={"content-type": "application/json"})
+    assert response.status_code == 200, response.text
+    tokens = httpx.post(server.url + "/tokenize", content=body.replace(f'"model": "{MODEL}", ', ""),
+                        headers={"content-type": "application/json"}).json()
+    assert text in tokens["prompt"]
+
+
+def test_unexpected_error_is_a_500_envelope_and_the_connection_survives(serve, monkeypatch):
+    server = serve()
+    pipeline = server.app.state.pipeline
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    with server.http() as http:
+        with monkeypatch.context() as patch:
+            patch.setattr(pipeline, "prepare", broken)
+            response = http.post("/v1/chat/completions", json={"model": MODEL, "messages": USER})
+        error = assert_envelope(response, 500, "server_error")
+        assert "a bug" not in error["message"]  # internals stay in the log
+        assert http.post("/v1/chat/completions",
+                         json={"model": MODEL, "messages": USER}).status_code == 200
+
+
+def test_integer_beyond_64_bits_in_a_tool_schema(serve):
+    server = serve()
+    tools = [{"type": "function", "function": {"name": "f", "parameters": {
+        "type": "object", "properties": {"a": {"type": "integer", "maximum": 2**70}}}}}]
+    body = {"model": MODEL, "messages": USER, "tools": tools}
+    assert httpx.post(server.url + "/v1/chat/completions", json=body).status_code == 200
+    response = httpx.post(server.url + "/tokenize", json=body)
+    assert response.status_code == 200 and "a?: number" in response.json()["prompt"]
+
+
+def test_while_loading_requests_get_503_not_a_context_error(serve):
+    loaded = threading.Event()
+    server = serve(loaded=loaded)
+    chat = {"model": MODEL, "messages": USER}
+    for path, body in (("/v1/chat/completions", chat),
+                       ("/v1/chat/completions", {**chat, "stream": True}),
+                       ("/tokenize", {"messages": USER})):
+        response = httpx.post(server.url + path, json=body)
+        assert_envelope(response, 503, "server_unavailable")
+        assert response.headers["retry-after"]
+    assert httpx.get(server.url + "/ready").json() == {"status": "loading"}
+    models = httpx.get(server.url + "/v1/models").json()["data"]
+    assert [(m["id"], m["max_model_len"]) for m in models] == [(MODEL, None)]  # not yet known
+    loaded.set()
+    wait_for(lambda: httpx.get(server.url + "/ready").status_code == 200, what="ready")
+    assert httpx.post(server.url + "/v1/chat/completions", json=chat).status_code == 200
+    assert server.engine.calls and len(server.engine.calls) == 1
+
+
+def test_tokenize_checks_like_chat(serve):
+    server = serve(max_messages=2)
+    tools = [{"type": "function", "function": {"name": "f", "description": "d"}}]
+    response = httpx.post(server.url + "/tokenize", json={"model": "gpt-5", "messages": USER})
+    assert_envelope(response, 404, "model_not_found", "model")
+    response = httpx.post(server.url + "/tokenize", json={"messages": USER * 3})
+    assert_envelope(response, 400, "invalid_request_error", "messages")
+    with_tools = httpx.post(server.url + "/tokenize", json={"messages": USER, "tools": tools})
+    without = httpx.post(server.url + "/tokenize",
+                         json={"messages": USER, "tools": tools, "tool_choice": "none"})
+    chat = server.client().chat.completions.create(model=MODEL, messages=USER, tools=tools,
+                                                   tool_choice="none")
+    assert without.json()["count"] == chat.usage.prompt_tokens < with_tools.json()["count"]

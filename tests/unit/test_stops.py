@@ -8,13 +8,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from server.assemble import collect, reasoning_fields
-from server.config import Settings
-from server.engine.scripted import ScriptedEngine
 from server.events import ContentDelta, Event, ReasoningDelta
-from server.pipeline import Pipeline
 from server.schemas.chat_request import CompletionCreateParams
 from server.stops import StopMatcher, apply_stop
 from tests.corpus import COMPLETIONS
+from tests.unit.helpers import scripted_pipeline
 
 FIELDS = reasoning_fields("both", True)
 
@@ -139,17 +137,11 @@ CASES = [  # (completion, stops, expected content, a stop string was hit)
 ]
 
 
-def _pipeline(harmony, text: str, chunk_size: int, interval: int) -> Pipeline:
-    settings = Settings(engine="scripted", script="x", served_model_name=["m"],
-                        stream_interval=interval, harmony_date="2026-01-01")
-    return Pipeline(settings, harmony, ScriptedEngine(harmony, [text], chunk_size=chunk_size))
-
-
 @pytest.mark.parametrize("interval", [1, 2, 3, 8], ids=lambda k: f"interval{k}")
 @pytest.mark.parametrize("chunk_size", [1, 2, 3, 7], ids=lambda k: f"chunk{k}")
 async def test_pipeline_cuts_at_the_stop_for_every_batching(harmony, interval, chunk_size):
     for text, stops, expected, hit in CASES:
-        pipeline = _pipeline(harmony, text, chunk_size, interval)
+        pipeline = scripted_pipeline(harmony, text, chunk_size, interval)
         request = CompletionCreateParams.model_validate({
             "model": "m", "messages": [{"role": "user", "content": "hi"}], "stop": stops})
         completion = pipeline.prepare(request)

@@ -7,11 +7,9 @@ import json
 import pytest
 
 from server.assemble import collect, reasoning_fields, to_chunks
-from server.config import Settings
-from server.engine.scripted import ScriptedEngine
-from server.pipeline import Pipeline
 from server.schemas.chat_request import CompletionCreateParams
 from tests.corpus import COMPLETIONS, WEATHER_TOOL
+from tests.unit.helpers import scripted_pipeline
 
 FIELDS = reasoning_fields("both", True)
 
@@ -20,13 +18,6 @@ def _request(**extra) -> CompletionCreateParams:
     return CompletionCreateParams.model_validate({
         "model": "m", "messages": [{"role": "user", "content": "hi"}], "tools": [WEATHER_TOOL],
         "stream_options": {"include_usage": True}, "stream": True, **extra})
-
-
-def _pipeline(harmony, text: str, chunk_size: int, interval: int = 1) -> Pipeline:
-    settings = Settings(engine="scripted", script="x", served_model_name=["m"],
-                        stream_interval=interval, harmony_date="2026-01-01")
-    engine = ScriptedEngine(harmony, [text], chunk_size=chunk_size)
-    return Pipeline(settings, harmony, engine)
 
 
 def _fold_stream(frames: list[bytes]) -> tuple[dict, dict]:
@@ -61,7 +52,7 @@ def _normalise(choice: dict) -> dict:
 
 async def _both(harmony, text, chunk_size, interval=1, **extra):
     request = _request(**extra)
-    pipeline = _pipeline(harmony, text, chunk_size, interval)
+    pipeline = scripted_pipeline(harmony, text, chunk_size, interval)
     completion = pipeline.prepare(request)
     collected = await collect(completion, pipeline.events(completion), FIELDS)
     completion = pipeline.prepare(request)
