@@ -65,8 +65,9 @@ def _validation_error(exc: RequestValidationError) -> InvalidRequestError:
     param = _param(tuple(first.get("loc", ())))
     if first.get("type") == "json_invalid":
         return InvalidRequestError("the request body is not valid JSON", code="invalid_json")
-    message = first.get("msg", "invalid request")
-    return InvalidRequestError(f"{param}: {message}" if param else message, param=param)
+    if param is None:  # the body itself: empty, null, an array, a string...
+        return InvalidRequestError("the request body must be a JSON object")
+    return InvalidRequestError(f"{param}: {first.get('msg', 'invalid value')}", param=param)
 
 
 def _install_error_handlers(app: FastAPI) -> None:

@@ -124,7 +124,7 @@ def _last_final_answer(messages: list) -> int:
     """Index of the last assistant message that ended a turn with a final answer, or -1."""
     for i in range(len(messages) - 1, -1, -1):
         m = messages[i]
-        if m.role == "assistant" and not m.tool_calls and content_text(m.content, "") != "":
+        if m.role == "assistant" and not m.tool_calls and content_text(m.content, f"messages.{i}"):
             return i
     return -1
 

@@ -15,8 +15,9 @@ EFFORT_ALIASES = {"minimal": "low", "none": "low", "low": "low", "medium": "medi
                   "high": "high", "xhigh": "high", "max": "high"}
 
 
+# strict: JSON types as OpenAI checks them ("n": "3" or "stream": "yes" is a 400, not coerced)
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True)
 
 
 class ChatCompletionContentPartText(_Model):
@@ -126,7 +127,7 @@ class ResponseFormat(_Model):
 
 
 class CompletionCreateParams(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
 
     model: str
     messages: list[ChatCompletionMessageParam] = Field(min_length=1)

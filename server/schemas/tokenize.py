@@ -16,7 +16,7 @@ from server.schemas.chat_request import (
 
 
 class TokenizeRequest(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
 
     model: str | None = None
     messages: list[ChatCompletionMessageParam] = Field(min_length=1)

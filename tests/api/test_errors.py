@@ -235,3 +235,29 @@ def test_tokenize_checks_like_chat(serve):
     chat = server.client().chat.completions.create(model=MODEL, messages=USER, tools=tools,
                                                    tool_choice="none")
     assert without.json()["count"] == chat.usage.prompt_tokens < with_tools.json()["count"]
+
+
+@pytest.mark.parametrize("body,param", [
+    ({"model": MODEL, "messages": USER, "n": "3"}, "n"),
+    ({"model": MODEL, "messages": USER, "n": True}, "n"),
+    ({"model": MODEL, "messages": USER, "stream": "yes"}, "stream"),
+    ({"model": MODEL, "messages": USER, "max_tokens": 5.5}, "max_tokens"),
+    ({"model": MODEL, "messages": [{"role": "user", "content": "hi"},
+                                   {"role": "assistant", "content": [{"type": "refusal",
+                                                                      "refusal": "no"}]}]},
+     "messages.1.content.0.type"),
+])
+def test_types_are_checked_not_coerced(serve, body, param):
+    server = serve()
+    assert_envelope(httpx.post(server.url + "/v1/chat/completions", json=body), 400,
+                    "invalid_request_error", param)
+    assert server.engine.calls == []
+
+
+@pytest.mark.parametrize("raw", [b"", b"null", b"[]", b'"hi"', b"3"])
+def test_a_body_that_is_no_object(serve, raw):
+    server = serve()
+    response = httpx.post(server.url + "/v1/chat/completions", content=raw,
+                          headers={"content-type": "application/json"})
+    error = assert_envelope(response, 400, "invalid_request_error", None)
+    assert "JSON object" in error["message"]
