@@ -14,6 +14,7 @@ import uvicorn
 
 from server.app import create_app
 from server.config import Settings, parse_settings
+from server.engine.scripted import ScriptError
 from server.harmony.encoding import Harmony, VocabularyError, load_harmony
 from server.logs import configure_logging
 
@@ -86,7 +87,11 @@ def main(argv: list[str] | None = None) -> int:
     except VocabularyError as exc:
         log.error("cannot load the Harmony vocabulary: %s", exc)
         return 2
-    engine = build_engine(settings, harmony)
+    try:
+        engine = build_engine(settings, harmony)
+    except ScriptError as exc:
+        log.error("cannot load the script: %s", exc)
+        return 2
     holder: list[Server] = []
     app = create_app(settings, engine, harmony=harmony,
                      on_fatal=lambda reason: holder[0].fatal(reason))

@@ -19,17 +19,28 @@ from server.engine.protocol import EngineStats, GenerationRequest, TokenDelta
 from server.harmony.encoding import Harmony
 
 
+class ScriptError(ValueError):
+    """A --script file that cannot be read or has no usable completion."""
+
+
 def load_script(path: Path) -> list[str]:
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScriptError(f"cannot read {path}: {exc}") from None
     completions = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
-        record = json.loads(line)
+        try:
+            record = json.loads(line)
+        except ValueError as exc:
+            raise ScriptError(f"{path}:{number}: not JSON ({exc})") from None
         if not isinstance(record, dict) or not isinstance(record.get("completion"), str):
-            raise ValueError(f"{path}:{number}: each line needs a string field 'completion'")
+            raise ScriptError(f"{path}:{number}: each line needs a string field 'completion'")
         completions.append(record["completion"])
     if not completions:
-        raise ValueError(f"{path}: no completions")
+        raise ScriptError(f"{path}: no completions")
     return completions
 
 

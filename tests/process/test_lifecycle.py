@@ -86,6 +86,19 @@ def test_bad_vocabulary_exits_nonzero_within_seconds(tmp_path):
     assert "SHA-256" in result.stderr
 
 
+@pytest.mark.parametrize("content,says", [
+    (None, "cannot read"), ("", "no completions"), ("not json\n", ":1: not JSON"),
+    ('{"text": "x"}\n', "string field 'completion'")])
+def test_bad_script_exits_2_with_a_clear_error(tmp_path, content, says):
+    script = tmp_path / "script.jsonl"
+    if content is not None:
+        script.write_text(content)
+    result = subprocess.run([sys.executable, "-m", "server", "--engine", "scripted",
+                             "--script", str(script)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert says in result.stderr and "Traceback" not in result.stderr
+
+
 @pytest.mark.parametrize("flag", ["--help"])
 def test_help_documents_the_flags(flag):
     result = subprocess.run([sys.executable, "-m", "server", flag], capture_output=True,
