@@ -28,6 +28,9 @@ COMPLETIONS = {
                  "<|channel|>final<|message|>Voilà: 🫠𓀀 🧑‍🚀 龘 ꙮ — 日本語, ½ °C ✓<|return|>",
     "malformed": "<|channel|>final<|message|>Good start<|end|><|start|>assistant<|start|>"
                  "oops<|message|>lost<|return|>",
+    # control tokens inside a body: the parser would pass them on as text
+    "control_in_body": "<|channel|>final<|message|>Good start<|channel|><|start|>lost<|end|>"
+                       "zzz<|return|>",
     "long": "<|channel|>analysis<|message|>" + "think " * 60 + "<|end|><|start|>assistant"
             "<|channel|>final<|message|>" + "word " * 60 + "<|return|>",
 }

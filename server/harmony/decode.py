@@ -8,8 +8,9 @@ message body yields the parser's text delta (which holds back split UTF-8 bytes)
 
 Routing: ``analysis`` -> reasoning; ``final`` and recipient-less ``commentary`` (a preamble)
 -> content; a ``functions.*`` (or declared tool) recipient -> a tool call, whichever channel or
-header placement carried it; any other header text is treated as content. A parse error never
-escapes: decoding stops, what was parsed stands, and ``failed`` tells the caller to stop.
+header placement carried it; any other header text is treated as content. A parse error (or a
+control token inside a message body, which the parser would pass on as text) never escapes:
+decoding stops, what was parsed stands, and ``failed`` tells the caller to stop.
 """
 
 from __future__ import annotations
@@ -93,6 +94,11 @@ class ChoiceDecoder:
             elif token in self._message_ends:
                 self._route = None
             elif self._route is not None:
+                if token >= self._special.first:  # <|start|>, <|channel|>... inside a body
+                    log.warning("malformed Harmony output (choice %d): control token %d inside "
+                                "a message", self._choice, token)
+                    self.failed = True
+                    return
                 if self._route == _REASONING:
                     self.reasoning_tokens += 1
                 delta = parser.last_content_delta

@@ -83,6 +83,7 @@ class SpecialTokens:
     call: int
     return_: int
     constrain: int
+    first: int  # the lowest special-token id: every id from here up is a control token
 
     @property
     def message_ends(self) -> frozenset[int]:
@@ -124,6 +125,7 @@ def load_harmony() -> Harmony:
         start=token("<|start|>"), channel=token("<|channel|>"), message=token("<|message|>"),
         end=token("<|end|>"), call=token("<|call|>"), return_=token("<|return|>"),
         constrain=token("<|constrain|>"),
+        first=min(token(text) for text in encoding.special_tokens_set),
     )
     return Harmony(
         encoding=encoding,

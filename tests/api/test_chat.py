@@ -90,8 +90,9 @@ def test_multibyte_characters_split_across_tokens(serve, stream):
 
 
 @both_modes
-def test_malformed_harmony_returns_what_parsed(serve, stream):
-    server = serve([COMPLETIONS["malformed"]])
+@pytest.mark.parametrize("name", ["malformed", "control_in_body"])
+def test_malformed_harmony_returns_what_parsed(serve, stream, name):
+    server = serve([COMPLETIONS[name]])
     before = _metric(server, "gptoss_harmony_parse_errors_total")
     [choice], _ = complete(server.client(), stream, model=MODEL, messages=USER)
     assert choice.content == "Good start" and choice.finish_reason == "stop"
