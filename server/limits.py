@@ -100,6 +100,8 @@ def check_request(request: CompletionCreateParams, settings: Settings,
         _fail("stream_options is only allowed when stream is true", "stream_options")
     if request.logprobs:
         _fail("logprobs are not supported by this server", "logprobs")
+    if request.top_logprobs:  # OpenAI refuses it without logprobs too: never silently ignored
+        _fail("top_logprobs needs logprobs, which this server does not support", "top_logprobs")
     if request.response_format is not None and request.response_format.type != "text":
         _fail("response_format other than 'text' needs constrained decoding, which this "
               "server does not offer yet", "response_format")

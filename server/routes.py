@@ -29,12 +29,12 @@ def _probe(ok_status: tuple[bool, str]) -> JSONResponse:
     return JSONResponse({"status": status}, status_code=200 if ok else 503)
 
 
-@router.get("/health", include_in_schema=False)
+@router.api_route("/health", methods=["GET", "HEAD"], include_in_schema=False)
 async def health(request: Request) -> JSONResponse:
     return _probe(request.app.state.lifecycle.live())
 
 
-@router.get("/ready", include_in_schema=False)
+@router.api_route("/ready", methods=["GET", "HEAD"], include_in_schema=False)
 async def ready(request: Request) -> JSONResponse:
     return _probe(request.app.state.lifecycle.ready())
 

@@ -38,6 +38,7 @@ OVER_LIMIT = [
     ({"logit_bias": {"12": 500}}, 400, "logit_bias"),
     ({"top_logprobs": 50}, 400, "top_logprobs"),
     ({"logprobs": True}, 400, "logprobs"),
+    ({"top_logprobs": 3}, 400, "top_logprobs"),
     ({"temperature": 2.5}, 400, "temperature"),
     ({"top_p": 0}, 400, "top_p"),
     ({"presence_penalty": 3}, 400, "presence_penalty"),
@@ -208,6 +209,9 @@ def test_probes_and_metrics_open_without_key(serve):
     server = serve(api_key=["sk-secret"])
     for path in ("/health", "/ready", "/metrics"):
         assert _raw_get(server.url, path) == 200
+    for path in ("/health", "/ready"):  # load balancers that probe with HEAD
+        response = httpx.head(server.url + path)
+        assert response.status_code == 200 and response.content == b""
     protected = serve(api_key=["sk-secret"], protect_metrics=True)
     assert _raw_get(protected.url, "/metrics") == 401
 
