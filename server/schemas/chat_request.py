@@ -109,6 +109,9 @@ class ChatCompletionNamedToolChoiceParam(_Model):
     function: dict
 
 
+ToolChoice = Literal["auto", "none", "required"] | ChatCompletionNamedToolChoiceParam
+
+
 class ChatCompletionStreamOptionsParam(_Model):
     include_usage: bool | None = None
 
@@ -132,7 +135,7 @@ class CompletionCreateParams(BaseModel):
     model: str
     messages: list[ChatCompletionMessageParam] = Field(min_length=1)
     tools: list[ChatCompletionToolParam] | None = None
-    tool_choice: Literal["auto", "none", "required"] | ChatCompletionNamedToolChoiceParam | None = None
+    tool_choice: ToolChoice | None = None
     parallel_tool_calls: bool | None = None
     reasoning_effort: str | None = None
     reasoning: ReasoningConfig | None = None

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import BaseModel, ConfigDict, Field
 
 from server.schemas.chat_request import (
     ChatCompletionMessageParam,
-    ChatCompletionNamedToolChoiceParam,
     ChatCompletionToolParam,
     CompletionCreateParams,
     ReasoningConfig,
+    ToolChoice,
 )
 
 
@@ -21,7 +19,7 @@ class TokenizeRequest(BaseModel):
     model: str | None = None
     messages: list[ChatCompletionMessageParam] = Field(min_length=1)
     tools: list[ChatCompletionToolParam] | None = None
-    tool_choice: Literal["auto", "none", "required"] | ChatCompletionNamedToolChoiceParam | None = None
+    tool_choice: ToolChoice | None = None
     reasoning_effort: str | None = None
     reasoning: ReasoningConfig | None = None
 
