@@ -113,6 +113,41 @@ SCENARIOS: dict[str, dict[str, Any]] = {
         "gpu": {"count": 4},
         "engineArgs": ["--tensor-parallel-size", "2", "--data-parallel-size", "2"],
     },
+    # Issue 14: the Gateway API Inference Extension and the shared response store.
+    "inference-pool": {
+        "replicaCount": 3,
+        "inferencePool": {
+            "enabled": True,
+            "gatewayFrom": [
+                {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "gateway-system"}}}
+            ],
+            "httpRoute": {
+                "enabled": True,
+                "gateway": {"name": "inference-gateway", "namespace": "gateway-system", "sectionName": "https"},
+                "hostnames": ["llm.example.com"],
+                "requestTimeout": "3600s",
+            },
+        },
+        "networkPolicy": {"ingressFrom": [{"namespaceSelector": {"matchLabels": {"name": "monitoring"}}}]},
+    },
+    "inference-pool-existing-picker": {
+        "replicaCount": 2,
+        "inferencePool": {
+            "enabled": True,
+            "endpointPicker": {"create": False, "name": "shared-epp", "port": 9102, "failureMode": "FailOpen"},
+            "httpRoute": {
+                "enabled": True,
+                "parentRefs": [{"name": "inference-gateway", "namespace": "gateway-system"}],
+                "path": {"type": "PathPrefix", "value": "/"},
+            },
+        },
+    },
+    "redis-response-store": {
+        "replicaCount": 2,
+        "responseStore": {
+            "redis": {"url": "redis://redis-master.gpt-oss.svc:6379/0", "existingSecret": "redis-auth"}
+        },
+    },
     "pinned-digest-new-cache-pvc": {
         "image": {"repository": "registry.example.com/gpt-oss-server", "digest": "sha256:" + "a" * 64},
         "cache": {"persistence": {"enabled": True, "storageClassName": "-"}},
@@ -131,6 +166,9 @@ MATRIX = [
     "ingress",
     "2-gpus-tensor-parallel",
 ]
+
+# Issue 14's scenarios (multi-replica routing and the shared response store).
+SCALE_OUT = ["inference-pool", "inference-pool-existing-picker", "redis-response-store"]
 
 
 @dataclass
@@ -179,9 +217,25 @@ class Rendered:
         assert len(objs) == 1, f"expected one {kind}, got {len(objs)}"
         return objs[0]
 
+    def component(self, kind: str, component: str) -> list[dict[str, Any]]:
+        """The objects of `kind` labelled app.kubernetes.io/component=`component`."""
+        return [
+            obj for obj in self.of_kind(kind)
+            if obj["metadata"].get("labels", {}).get("app.kubernetes.io/component") == component
+        ]
+
     @property
     def deployment(self) -> dict[str, Any]:
-        return self.one("Deployment")
+        """The server's Deployment (the endpoint picker, when rendered, has its own)."""
+        (deployment,) = self.component("Deployment", "server")
+        return deployment
+
+    @property
+    def picker_deployment(self) -> dict[str, Any] | None:
+        """The endpoint picker's Deployment, or None when the release runs none."""
+        pickers = self.component("Deployment", "endpoint-picker")
+        assert len(pickers) <= 1
+        return pickers[0] if pickers else None
 
     @property
     def pod_spec(self) -> dict[str, Any]:
@@ -218,8 +272,11 @@ class Rendered:
         return pod
 
     def pod_specs(self) -> list[dict[str, Any]]:
-        """Every pod spec the release creates: the server's template and the test pod."""
-        return [self.pod_spec] + [pod["spec"] for pod in self.of_kind("Pod")]
+        """Every pod spec the release creates: the server's template, the endpoint picker's
+        (when rendered) and the test pod."""
+        picker = self.picker_deployment
+        pickers = [picker["spec"]["template"]["spec"]] if picker else []
+        return [self.pod_spec, *pickers] + [pod["spec"] for pod in self.of_kind("Pod")]
 
 
 @pytest.fixture(scope="session")

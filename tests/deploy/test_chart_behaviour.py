@@ -163,6 +163,7 @@ def test_only_known_server_flags_are_generated(rendered_scenarios):
     known = {
         "--model", "--served-model-name", "--port", "--log-level", "--drain-timeout",
         "--max-model-len", "--api-key-file", "--protect-metrics", "--tensor-parallel-size",
+        "--response-store",
     }
     for name, rendered in rendered_scenarios.items():
         user = [str(a) for a in SCENARIOS[name].get("engineArgs", [])]
@@ -219,11 +220,15 @@ def test_rolling_update_never_drops_below_the_desired_replicas(rendered_scenario
 
 @pytest.mark.parametrize("scenario", list(SCENARIOS))
 def test_every_container_is_locked_down(rendered_scenarios, scenario):
-    for spec in rendered_scenarios[scenario].pod_specs():
+    rendered = rendered_scenarios[scenario]
+    picker = rendered.picker_deployment
+    picker_spec = picker["spec"]["template"]["spec"] if picker else None
+    for spec in rendered.pod_specs():
         pod_ctx = spec["securityContext"]
         assert pod_ctx["runAsNonRoot"] is True
         assert pod_ctx["seccompProfile"]["type"] == "RuntimeDefault"
-        assert spec["automountServiceAccountToken"] is False
+        # Only the endpoint picker holds a token: it watches its pool and the pool's pods.
+        assert spec["automountServiceAccountToken"] is (spec is picker_spec)
         assert spec["enableServiceLinks"] is False
         for key in ("hostNetwork", "hostPID", "hostIPC"):
             assert not spec.get(key)

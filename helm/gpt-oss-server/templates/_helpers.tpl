@@ -141,12 +141,100 @@ app.kubernetes.io/component: server
 {{- if .Values.metrics.protect }}
 - --protect-metrics
 {{- end }}
+{{- with .Values.responseStore.redis.url }}
+- --response-store
+- {{ . | quote }}
+{{- end }}
 {{- if not $userSetsTP }}
 - --tensor-parallel-size
 - {{ .Values.gpu.count | quote }}
 {{- end }}
 {{- range .Values.engineArgs }}
 - {{ toString . | quote }}
+{{- end }}
+{{- end }}
+
+{{/* Inference Extension ------------------------------------------------------------------ */}}
+
+{{/* The InferencePool: named like the release (a different kind from the Service). */}}
+{{- define "gpt-oss-server.inferencePoolName" -}}
+{{- include "gpt-oss-server.fullname" . }}
+{{- end }}
+
+{{/* The created endpoint picker's objects (Deployment, Service, ServiceAccount, ...). */}}
+{{- define "gpt-oss-server.pickerFullname" -}}
+{{- printf "%s-epp" (include "gpt-oss-server.fullname" . | trunc 59 | trimSuffix "-") }}
+{{- end }}
+
+{{/* The picker the pool refers to: the created one, or the existing Service named in values. */}}
+{{- define "gpt-oss-server.pickerRefName" -}}
+{{- if .Values.inferencePool.endpointPicker.create }}
+{{- include "gpt-oss-server.pickerFullname" . }}
+{{- else }}
+{{- .Values.inferencePool.endpointPicker.name }}
+{{- end }}
+{{- end }}
+
+{{/* Selects the picker pods only (component differs from the server's and the test's). */}}
+{{- define "gpt-oss-server.pickerSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "gpt-oss-server.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: endpoint-picker
+{{- end }}
+
+{{- define "gpt-oss-server.pickerLabels" -}}
+helm.sh/chart: {{ include "gpt-oss-server.chart" . }}
+{{ include "gpt-oss-server.pickerSelectorLabels" . }}
+app.kubernetes.io/version: {{ .Values.inferencePool.endpointPicker.image.tag | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{- define "gpt-oss-server.pickerImage" -}}
+{{- $image := .Values.inferencePool.endpointPicker.image }}
+{{- if $image.digest }}
+{{- printf "%s:%s@%s" $image.repository $image.tag $image.digest }}
+{{- else }}
+{{- printf "%s:%s" $image.repository $image.tag }}
+{{- end }}
+{{- end }}
+
+{{/* The picker's EndpointPickerConfig: the user's text, or one scheduling profile whose
+  scorers (queue depth, KV-cache utilisation, prefix cache) have the weights in values and
+  whose picker takes the highest total score. A weight of 0 leaves that scorer out. */}}
+{{- define "gpt-oss-server.pickerConfig" -}}
+{{- $epp := .Values.inferencePool.endpointPicker }}
+{{- if $epp.config }}
+{{- $epp.config }}
+{{- else }}
+{{- $scorers := list }}
+{{- range $pair := list (list "queue-scorer" $epp.scorerWeights.queue) (list "kv-cache-utilization-scorer" $epp.scorerWeights.kvCacheUtilization) (list "prefix-cache-scorer" $epp.scorerWeights.prefixCache) }}
+{{- if gt (int (index $pair 1)) 0 }}
+{{- $scorers = append $scorers $pair }}
+{{- end }}
+{{- end -}}
+apiVersion: inference.networking.x-k8s.io/v1alpha1
+kind: EndpointPickerConfig
+plugins:
+  - type: single-profile-handler
+{{- range $scorers }}
+  - type: {{ index . 0 }}
+{{- end }}
+  - type: max-score-picker
+schedulingProfiles:
+  - name: default
+    plugins:
+{{- range $scorers }}
+      - pluginRef: {{ index . 0 }}
+        weight: {{ index . 1 }}
+{{- end }}
+      - pluginRef: max-score-picker
+{{- end }}
+{{- end }}
+
+{{/* The Redis response store's password Secret, empty when none is configured. */}}
+{{- define "gpt-oss-server.responseStoreSecret" -}}
+{{- if .Values.responseStore.redis.url }}
+{{- .Values.responseStore.redis.existingSecret }}
 {{- end }}
 {{- end }}
 
@@ -170,5 +258,28 @@ app.kubernetes.io/component: server
 {{- end }}
 {{- if and (eq (int .Values.rollingUpdate.maxSurge) 0) (eq (int .Values.rollingUpdate.maxUnavailable) 0) }}
 {{- fail "rollingUpdate: maxSurge and maxUnavailable cannot both be 0" }}
+{{- end }}
+{{- $redis := .Values.responseStore.redis }}
+{{- if and $redis.existingSecret (not $redis.url) }}
+{{- fail "responseStore.redis.existingSecret needs responseStore.redis.url (redis://HOST:PORT/DB)" }}
+{{- end }}
+{{- $pool := .Values.inferencePool }}
+{{- if and $pool.httpRoute.enabled (not $pool.enabled) }}
+{{- fail "inferencePool.httpRoute.enabled needs inferencePool.enabled (the route's backend is the InferencePool)" }}
+{{- end }}
+{{- if $pool.enabled }}
+{{- if and (not $pool.endpointPicker.create) (not $pool.endpointPicker.name) }}
+{{- fail "inferencePool.endpointPicker.create=false needs inferencePool.endpointPicker.name (the Service of the picker that already runs)" }}
+{{- end }}
+{{- if .Values.metrics.protect }}
+{{- fail "inferencePool.enabled with metrics.protect: the endpoint picker scrapes /metrics without an API key; set metrics.protect=false (and keep /metrics in-cluster with networkPolicy.ingressFrom)" }}
+{{- end }}
+{{- $w := $pool.endpointPicker.scorerWeights }}
+{{- if and $pool.endpointPicker.create (not $pool.endpointPicker.config) (eq (add (int $w.queue) (int $w.kvCacheUtilization) (int $w.prefixCache)) 0) }}
+{{- fail "inferencePool.endpointPicker.scorerWeights: at least one weight must be above 0" }}
+{{- end }}
+{{- if and $pool.httpRoute.enabled (not $pool.httpRoute.parentRefs) (not $pool.httpRoute.gateway.name) }}
+{{- fail "inferencePool.httpRoute needs inferencePool.httpRoute.gateway.name or inferencePool.httpRoute.parentRefs (the Gateway the route attaches to)" }}
+{{- end }}
 {{- end }}
 {{- end }}
