@@ -1,42 +1,75 @@
-"""The event vocabulary shared by the Harmony decoder, the pipeline and the assemblers.
+"""The neutral event vocabulary: what the Harmony decoder produces and every surface folds.
 
-The decoder turns generated tokens into these events; ``assemble.to_chunks`` turns them into
-stream chunks and ``assemble.collect`` folds them into one message, so both modes see the same
-sequence. Every event names the choice it belongs to.
+One choice's output is a sequence of items, never nested: a reasoning item (the analysis
+channel), a message item (a final answer or a commentary preamble) or a tool call. Each opens
+with ``ItemStart``, carries text deltas of its kind, and closes with ``ItemEnd``; ``Finish``
+ends the choice with a neutral ``EndReason`` and its usage. Every event names its choice; items
+are numbered from 0 within the choice. Surfaces (server/surfaces/) map these to their own words:
+Chat's ``finish_reason``, Responses' ``status``, Anthropic's ``stop_reason``.
+
+The pipeline guarantees: a delta belongs to the item opened last and not yet ended; every
+started item ends before ``Finish``; ``Finish`` is the last event of its choice.
 """
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
+
+
+class ItemKind(enum.Enum):
+    REASONING = "reasoning"
+    MESSAGE = "message"  # the final answer, or a preamble (commentary without a recipient)
+    TOOL_CALL = "tool_call"
+
+
+class EndReason(enum.Enum):
+    TURN_END = "turn_end"  # the model ended its turn (<|return|>, or <|end|> of a final answer)
+    TOOL_CALL = "tool_call"  # the turn ended with a call (<|call|>)
+    LENGTH = "length"  # max tokens or the context ran out
+    STOP_STRING = "stop_string"  # a client stop string matched (Finish.stop_string says which)
+    MALFORMED = "malformed"  # the output stopped being valid Harmony; what was parsed stands
+
+
+@dataclass(slots=True, frozen=True)
+class ItemStart:
+    choice: int
+    item: int
+    kind: ItemKind
+    call_id: str = ""  # tool calls: the call's id (``call_...``)
+    name: str = ""  # tool calls: the function name
 
 
 @dataclass(slots=True, frozen=True)
 class ReasoningDelta:
     choice: int
+    item: int
     text: str
 
 
 @dataclass(slots=True, frozen=True)
 class ContentDelta:
     choice: int
+    item: int
     text: str
 
 
 @dataclass(slots=True, frozen=True)
-class ToolCallStart:
-    """A new tool call: ``index`` counts tool calls within the choice, from 0."""
+class ArgumentsDelta:
+    """Text of a tool call's JSON arguments, as the model wrote it."""
 
     choice: int
-    index: int
-    id: str
-    name: str
+    item: int
+    text: str
+
+
+TextDelta = ReasoningDelta | ContentDelta | ArgumentsDelta
 
 
 @dataclass(slots=True, frozen=True)
-class ToolCallArgumentsDelta:
+class ItemEnd:
     choice: int
-    index: int
-    text: str
+    item: int
 
 
 @dataclass(slots=True, frozen=True)
@@ -44,15 +77,19 @@ class Usage:
     prompt_tokens: int
     completion_tokens: int
     reasoning_tokens: int
+    cached_tokens: int = 0
 
 
 @dataclass(slots=True, frozen=True)
 class Finish:
-    """The end of one choice. ``reason`` is an OpenAI finish_reason: stop, length or tool_calls."""
+    """The end of one choice. ``tool_calls`` counts the calls the choice made (Chat reports
+    ``tool_calls`` as its finish reason whenever there was one, whatever ended the turn)."""
 
     choice: int
-    reason: str
+    reason: EndReason
     usage: Usage
+    tool_calls: int = 0
+    stop_string: str | None = None
 
 
-Event = ReasoningDelta | ContentDelta | ToolCallStart | ToolCallArgumentsDelta | Finish
+Event = ItemStart | ReasoningDelta | ContentDelta | ArgumentsDelta | ItemEnd | Finish

@@ -1,7 +1,8 @@
-"""Request limits and the checks of what gpt-oss cannot do, before any engine call.
+"""Request limits, checked on the neutral plan before any engine call.
 
-Each limit is a setting (see config.py) with a safe default; each failure is a 400 in the
-OpenAI envelope naming the offending parameter (the body-size limit is a 413 in app.py).
+Each limit is a setting (see config.py) with a safe default; each failure is a 400 naming the
+offending parameter (the body-size limit is a 413 in the middleware). What a surface cannot
+express (Chat's logprobs, Responses' built-in tools...) its adapter refuses itself.
 """
 
 from __future__ import annotations
@@ -12,40 +13,38 @@ import orjson
 
 from server.config import Settings
 from server.errors import InvalidRequestError
-from server.schemas.chat_request import CompletionCreateParams
+from server.plan import Plan, Tool
 
 
 def _fail(message: str, param: str) -> None:
     raise InvalidRequestError(message, param=param)
 
 
-def _check_messages(request: CompletionCreateParams, settings: Settings) -> None:
-    if len(request.messages) > settings.max_messages:
-        _fail(f"at most {settings.max_messages} messages are allowed", "messages")
-    total = 0
-    for message in request.messages:
-        content = message.content
-        if isinstance(content, str):
-            total += len(content)
-        elif content:
-            total += sum(len(getattr(part, "text", "")) for part in content)
-        for call in getattr(message, "tool_calls", None) or ():
-            total += len(call.function.arguments)
-        total += len(getattr(message, "reasoning_content", None) or "")
-        total += len(getattr(message, "reasoning", None) or "")
+def check_count(count: int, limit: int, param: str) -> None:
+    """The number of input messages or items a surface received."""
+    if count > limit:
+        _fail(f"at most {limit} {param} are allowed", param)
+
+
+def _check_chars(plan: Plan, settings: Settings) -> None:
+    conversation = plan.conversation
+    if conversation is None:
+        return
+    total = sum(len(text) for text in conversation.instructions)
+    total += sum(len(message.text) for message in conversation.messages)
     if total > settings.max_message_chars:
-        _fail(f"messages hold {total} characters; at most {settings.max_message_chars} "
-              "are allowed", "messages")
+        _fail(f"{plan.input_param} hold {total} characters; at most "
+              f"{settings.max_message_chars} are allowed", plan.input_param)
 
 
-def _check_stop(stop: list[str], settings: Settings) -> None:
+def _check_stop(stop: list[str], settings: Settings, param: str) -> None:
     if len(stop) > settings.max_stop_strings:
-        _fail(f"at most {settings.max_stop_strings} stop strings are allowed", "stop")
+        _fail(f"at most {settings.max_stop_strings} stop strings are allowed", param)
     for s in stop:
         if not s:
-            _fail("stop strings must not be empty", "stop")
+            _fail("stop strings must not be empty", param)
         if len(s) > settings.max_stop_chars:
-            _fail(f"stop strings may be at most {settings.max_stop_chars} characters", "stop")
+            _fail(f"stop strings may be at most {settings.max_stop_chars} characters", param)
 
 
 def _json_size(value) -> int:
@@ -55,25 +54,20 @@ def _json_size(value) -> int:
         return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
 
 
-def _check_tools(request: CompletionCreateParams, settings: Settings) -> None:
-    tools = request.tools or []
+def _check_tools(tools: list[Tool], settings: Settings) -> None:
     if len(tools) > settings.max_tools:
         _fail(f"at most {settings.max_tools} tools are allowed", "tools")
-    if tools and _json_size([t.model_dump() for t in tools]) > settings.max_tool_schema_bytes:
+    if tools and _json_size([[t.name, t.description, t.parameters] for t in tools]) \
+            > settings.max_tool_schema_bytes:
         _fail(f"tool definitions may be at most {settings.max_tool_schema_bytes} bytes of JSON",
               "tools")
-    names = [t.function.name for t in tools]
+    names = [t.name for t in tools]
     if len(set(names)) != len(names):
         _fail("tool names must be unique", "tools")
-    choice = request.tool_choice
-    if choice is not None and choice not in ("auto", "none"):
-        _fail("only tool_choice 'auto' and 'none' are supported: forcing a call needs "
-              "constrained decoding, which this server does not offer yet", "tool_choice")
 
 
-def _check_logit_bias(request: CompletionCreateParams, settings: Settings,
+def _check_logit_bias(bias: dict[str, float], settings: Settings,
                       vocab_size: int) -> dict[int, float]:
-    bias = request.logit_bias or {}
     if len(bias) > settings.max_logit_bias:
         _fail(f"logit_bias may have at most {settings.max_logit_bias} entries", "logit_bias")
     parsed: dict[int, float] = {}
@@ -90,28 +84,12 @@ def _check_logit_bias(request: CompletionCreateParams, settings: Settings,
     return parsed
 
 
-def check_request(request: CompletionCreateParams, settings: Settings,
-                  vocab_size: int) -> dict[int, float]:
-    """Raise InvalidRequestError for any request over a limit; return the parsed logit_bias."""
-    n = request.n or 1
-    if n > settings.max_n:
+def check_plan(plan: Plan, settings: Settings, vocab_size: int) -> dict[int, float]:
+    """Raise InvalidRequestError for any plan over a limit; return the parsed logit_bias."""
+    if plan.n > settings.max_n:
         _fail(f"n may be at most {settings.max_n}", "n")
-    if request.stream_options is not None and not request.stream:
-        _fail("stream_options is only allowed when stream is true", "stream_options")
-    if request.logprobs:
-        _fail("logprobs are not supported by this server", "logprobs")
-    if request.top_logprobs:  # OpenAI refuses it without logprobs too: never silently ignored
-        _fail("top_logprobs needs logprobs, which this server does not support", "top_logprobs")
-    if request.response_format is not None and request.response_format.type != "text":
-        _fail("response_format other than 'text' needs constrained decoding, which this "
-              "server does not offer yet", "response_format")
-    _check_messages(request, settings)
-    _check_stop(stop_strings(request), settings)
-    _check_tools(request, settings)
-    return _check_logit_bias(request, settings, vocab_size)
-
-
-def stop_strings(request: CompletionCreateParams) -> list[str]:
-    if request.stop is None:
-        return []
-    return [request.stop] if isinstance(request.stop, str) else list(request.stop)
+    _check_chars(plan, settings)
+    _check_stop(plan.stop, settings, plan.stop_param)
+    if plan.conversation is not None:
+        _check_tools(plan.conversation.tools, settings)
+    return _check_logit_bias(plan.sampling.logit_bias or {}, settings, vocab_size)

@@ -1,8 +1,7 @@
-"""Thin HTTP handlers: no Harmony here, only the pipeline, assemblers and lifecycle."""
+"""Thin HTTP handlers: each hands its surface's exchange to server.respond; no Harmony here."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
 
 from fastapi import APIRouter, Request
@@ -10,12 +9,12 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from server import metrics
-from server.assemble import collect, reasoning_fields, to_chunks
 from server.errors import ModelNotFoundError
+from server.respond import respond
 from server.schemas.chat_request import CompletionCreateParams
 from server.schemas.chat_response import ChatCompletion, ChatCompletionChunk, Model, ModelList
 from server.schemas.tokenize import TokenizeRequest, TokenizeResponse
-from server.sse import EventStreamResponse, run_until_disconnect
+from server.surfaces import chat
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -71,39 +70,18 @@ async def retrieve_model(model: str, request: Request) -> Model:
 async def tokenize(body: TokenizeRequest, request: Request) -> TokenizeResponse:
     state = request.app.state
     state.lifecycle.refuse_unless_serving()  # the context length is known once loaded
-    chat = body.as_chat_request(default_model=state.settings.served_model_name[0])
-    tokens, _ = state.pipeline.checked_prompt(chat)
+    plan = chat.to_plan(body.as_chat_request(state.settings.served_model_name[0]), state.settings)
+    tokens, _ = state.pipeline.checked_prompt(plan)
     return TokenizeResponse(count=len(tokens), max_model_len=state.engine.max_model_len,
                             tokens=tokens, prompt=state.harmony.decode_text(tokens))
 
 
-@router.post("/v1/chat/completions", response_model=ChatCompletion, responses=_STREAM_DOC)
-async def chat_completions(body: CompletionCreateParams, request: Request):
-    state = request.app.state
+def log_unknown_fields(body) -> None:
     if body.model_extra:
         log.info("ignored unknown request fields: %s", sorted(body.model_extra))
-    # before rendering: while loading, the context length is unknown (not 0)
-    state.lifecycle.refuse_unless_serving()
-    completion = state.pipeline.prepare(body, request.scope["state"].get("api_key"))
-    if state.settings.log_prompts:  # off by default: prompts and outputs are user data
-        log.info("prompt", extra={"completion_id": completion.id,
-                                  "prompt": state.harmony.decode_text(completion.prompt)})
-    request.scope["state"]["prompt_tokens"] = len(completion.prompt)
-    fields = reasoning_fields(state.settings.reasoning_field, completion.include_reasoning)
-    cleanup = contextlib.AsyncExitStack()
-    async with cleanup:
-        await cleanup.enter_async_context(state.lifecycle.admit())
-        events = state.pipeline.events(completion)
-        if not body.stream:
-            result = await run_until_disconnect(collect(completion, events, fields), request.receive)
-            request.scope["state"]["completion_tokens"] = result["usage"]["completion_tokens"]
-            if state.settings.log_prompts:
-                log.info("completion", extra={"completion_id": completion.id,
-                                              "choices": result["choices"]})
-            return JSONResponse(result)
-        chunks = to_chunks(completion, events, fields)
-        # Pull the first chunk before the 200, so early errors keep their status; a client that
-        # leaves meanwhile still aborts the generation.
-        first = await run_until_disconnect(anext(chunks), request.receive)
-        response = EventStreamResponse(first, chunks, cleanup.pop_all())
-    return response
+
+
+@router.post("/v1/chat/completions", response_model=ChatCompletion, responses=_STREAM_DOC)
+async def chat_completions(body: CompletionCreateParams, request: Request):
+    log_unknown_fields(body)
+    return await respond(request, chat.ChatExchange(body, request.app.state.settings))

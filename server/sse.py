@@ -1,9 +1,10 @@
-"""Server-sent events: framing, disconnect detection, and the error frame after the 200.
+"""Server-sent events: neutral framing, disconnect detection, and the error frame after the 200.
 
-The route pulls the first chunk before building this response, so failures before any output
-(bad prompt, overload, dead engine) still get real HTTP statuses. After the 200, an error
-becomes one ``data: {"error": ...}`` frame followed by ``data: [DONE]``. A client that goes
-away cancels the body iterator, which aborts the engine request.
+The route helper (server.respond) pulls the first frame before building this response, so
+failures before any output (bad prompt, overload, dead engine) still get real HTTP statuses.
+After the 200, an error becomes the surface's error frame (Chat: ``data: {"error": ...}`` then
+``data: [DONE]``; Anthropic: ``event: error``), and the surface's terminator ends the stream.
+A client that goes away cancels the body iterator, which aborts the engine request.
 """
 
 from __future__ import annotations
@@ -28,8 +29,19 @@ class ClientDisconnected(Exception):
     pass
 
 
-def error_frame(error: APIError) -> bytes:
-    return b"data: " + orjson.dumps(error.body()) + b"\n\n"
+def data_frame(payload: dict) -> bytes:
+    """A frame with only a ``data:`` line (Chat and raw Completions)."""
+    return b"data: " + orjson.dumps(payload) + b"\n\n"
+
+
+def event_frame(name: bytes, payload: dict) -> bytes:
+    """A frame with an ``event:`` line (Responses, Anthropic Messages)."""
+    return b"event: " + name + b"\ndata: " + orjson.dumps(payload) + b"\n\n"
+
+
+def error_data_frame(error: APIError) -> bytes:
+    """OpenAI's error after the 200: the envelope as a data frame."""
+    return data_frame(error.body())
 
 
 async def watch_disconnect(receive: Callable[[], Awaitable[dict]]) -> None:
@@ -61,10 +73,13 @@ class EventStreamResponse(Response):
     """An ASGI response streaming ``first`` then ``rest``, closing ``cleanup`` at the end."""
 
     def __init__(self, first: bytes, rest: AsyncIterator[bytes],
-                 cleanup: contextlib.AsyncExitStack) -> None:
+                 cleanup: contextlib.AsyncExitStack, error_frame: Callable[[APIError], bytes],
+                 done: bytes = b"") -> None:
         self.first = first
         self.rest = rest
         self.cleanup = cleanup
+        self.error_frame = error_frame
+        self.done = done  # the surface's terminator (Chat's ``data: [DONE]``), may be empty
         self.background = None  # FastAPI reads it off any Response
 
     async def __call__(self, scope, receive, send) -> None:
@@ -88,8 +103,8 @@ class EventStreamResponse(Response):
             async for chunk in self.rest:
                 await emit(chunk)
         except APIError as exc:
-            await emit(error_frame(exc))
+            await emit(self.error_frame(exc))
         except Exception:
             log.exception("stream failed after the response started")
-            await emit(error_frame(ServerError("the server failed while streaming")))
-        await send({"type": "http.response.body", "body": DONE, "more_body": False})
+            await emit(self.error_frame(ServerError("the server failed while streaming")))
+        await send({"type": "http.response.body", "body": self.done, "more_body": False})

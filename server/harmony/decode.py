@@ -1,16 +1,18 @@
-"""Decode generated Harmony tokens into events, one token at a time.
+"""Decode generated Harmony tokens into items and deltas (server.events), one token at a time.
 
 The openai_harmony ``StreamableParser`` is fed every token individually (vLLM hands over several
 tokens per step under load; reading the parser once per chunk loses text). After each token we
-ask only what changed: a ``<|message|>`` token opens a message whose header (channel,
-recipient) is now known; ``<|end|>``/``<|call|>``/``<|return|>`` close it; any other token in a
-message body yields the parser's text delta (which holds back split UTF-8 bytes).
+ask only what changed: a ``<|message|>`` token opens an item whose header (channel, recipient) is
+now known; ``<|end|>``/``<|call|>``/``<|return|>`` close it; any other token in a message body
+yields the parser's text delta (which holds back split UTF-8 bytes).
 
-Routing: ``analysis`` -> reasoning; ``final`` and recipient-less ``commentary`` (a preamble)
--> content; a ``functions.*`` (or declared tool) recipient -> a tool call, whichever channel or
-header placement carried it; any other header text is treated as content. A parse error (or a
-control token inside a message body, which the parser would pass on as text) never escapes:
-decoding stops, what was parsed stands, and ``failed`` tells the caller to stop.
+Routing: ``analysis`` -> a reasoning item; ``final`` and recipient-less ``commentary`` (a
+preamble) -> a message item; a ``functions.*`` (or declared tool) recipient -> a tool call,
+whichever channel or header placement carried it; any other header is treated as a message.
+A parse error (or a control token inside a message body, which the parser would pass on as text)
+never escapes: decoding stops, what was parsed stands, and ``failed`` tells the caller to stop.
+Text with no Harmony header at all (a confused model: ``Hello<|return|>``) is shown as a message
+and counted as malformed rather than lost.
 """
 
 from __future__ import annotations
@@ -23,12 +25,15 @@ from collections.abc import Collection
 from openai_harmony import HarmonyError, Role, StreamableParser
 
 from server.events import (
+    ArgumentsDelta,
     ContentDelta,
+    EndReason,
     Event,
     Finish,
+    ItemEnd,
+    ItemKind,
+    ItemStart,
     ReasoningDelta,
-    ToolCallArgumentsDelta,
-    ToolCallStart,
     Usage,
 )
 from server.harmony.encoding import Harmony
@@ -36,10 +41,11 @@ from server.harmony.encoding import Harmony
 log = logging.getLogger(__name__)
 
 _ID_ALPHABET = string.ascii_letters + string.digits
-_REASONING, _CONTENT, _TOOL = 0, 1, 2
+_DELTAS = {ItemKind.REASONING: ReasoningDelta, ItemKind.MESSAGE: ContentDelta,
+           ItemKind.TOOL_CALL: ArgumentsDelta}
 
 
-def new_tool_call_id() -> str:
+def new_call_id() -> str:
     return "call_" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(24))
 
 
@@ -59,17 +65,21 @@ def tool_name(recipient: str, declared: Collection[str]) -> str:
 class ChoiceDecoder:
     """Turns one choice's generated tokens into events, and counts its usage."""
 
-    __slots__ = ("_parser", "_special", "_message_ends", "_choice", "_tools", "_route",
-                 "_tool_index", "tokens", "reasoning_tokens", "failed", "tool_calls")
+    __slots__ = ("_harmony", "_parser", "_special", "_message_ends", "_choice", "_tools",
+                 "_delta", "_header", "_kinds", "open_item", "tokens", "reasoning_tokens",
+                 "failed", "tool_calls")
 
     def __init__(self, harmony: Harmony, choice: int, declared_tools: Collection[str] = ()):
+        self._harmony = harmony
         self._parser = StreamableParser(harmony.encoding, role=Role.ASSISTANT)._inner
         self._special = harmony.special
         self._message_ends = harmony.special.message_ends
         self._choice = choice
         self._tools = frozenset(declared_tools)
-        self._route: int | None = None  # where the open message's text goes; None: between
-        self._tool_index = -1
+        self._delta: type | None = None  # the delta class of the open item; None: between items
+        self._header: list[int] | None = []  # tokens before the first item (None once one opened)
+        self._kinds: list[ItemKind] = []  # of each item opened so far
+        self.open_item: int | None = None
         self.tokens = 0
         self.reasoning_tokens = 0
         self.tool_calls = 0
@@ -89,50 +99,79 @@ class ChoiceDecoder:
                             self._choice, token, exc)
                 self.failed = True
                 return
-            if token == self._special.message:
-                self._open_message(out)
-            elif token in self._message_ends:
-                self._route = None
-            elif self._route is not None:
-                if token >= self._special.first:  # <|start|>, <|channel|>... inside a body
+            if self._delta is not None:  # inside a message body
+                if token in self._message_ends:
+                    out.append(ItemEnd(self._choice, self.open_item))
+                    self.open_item, self._delta = None, None
+                    continue
+                if token >= self._special.first:  # <|start|>, <|message|>... inside a body
                     log.warning("malformed Harmony output (choice %d): control token %d inside "
                                 "a message", self._choice, token)
                     self.failed = True
                     return
-                if self._route == _REASONING:
+                if self._delta is ReasoningDelta:
                     self.reasoning_tokens += 1
                 delta = parser.last_content_delta
                 if delta:
-                    out.append(self._delta(delta))
+                    out.append(self._delta(self._choice, self.open_item, delta))
+            elif token == self._special.message:
+                self._open(out)
+            elif self._header is not None:
+                self._header.append(token)
 
-    def _open_message(self, out: list[Event]) -> None:
+    def _open(self, out: list[Event]) -> None:
         recipient = self._parser.current_recipient
         channel = self._parser.current_channel
+        item = self.open_item = len(self._kinds)
+        self._header = None
         if recipient and (recipient.startswith("functions.") or recipient in self._tools):
-            self._route = _TOOL
-            self._tool_index += 1
             self.tool_calls += 1
-            out.append(ToolCallStart(self._choice, self._tool_index, new_tool_call_id(),
-                                     tool_name(recipient, self._tools)))
-        elif channel == "analysis":
-            self._route = _REASONING
-        else:  # final, a commentary preamble, or a channel-less message
-            self._route = _CONTENT
+            out.append(ItemStart(self._choice, item, ItemKind.TOOL_CALL, new_call_id(),
+                                 tool_name(recipient, self._tools)))
+            kind = ItemKind.TOOL_CALL
+        else:  # analysis; final, a commentary preamble, or a channel-less message
+            kind = ItemKind.REASONING if channel == "analysis" else ItemKind.MESSAGE
+            out.append(ItemStart(self._choice, item, kind))
+        self._kinds.append(kind)
+        self._delta = _DELTAS[kind]
 
-    def _delta(self, text: str) -> Event:
-        if self._route == _CONTENT:
-            return ContentDelta(self._choice, text)
-        if self._route == _REASONING:
-            return ReasoningDelta(self._choice, text)
-        return ToolCallArgumentsDelta(self._choice, self._tool_index, text)
+    def stop_at(self, item: int) -> None:
+        """A stop string matched in ``item``: it is the last one shown, and still open."""
+        self.failed = True  # decode nothing more
+        self.open_item = item
+        self.tool_calls = self._kinds[: item + 1].count(ItemKind.TOOL_CALL)
 
-    def finish(self, engine_reason: str, prompt_tokens: int) -> Finish:
-        """The Finish event: ``length`` wins, then ``tool_calls`` if any call was made."""
+    def _headerless_text(self, out: list[Event]) -> bool:
+        """Show text generated with no Harmony header at all as a message; True if there was."""
+        tokens = self._header or []
+        if tokens and tokens[-1] in self._message_ends:
+            tokens = tokens[:-1]
+        if not tokens or any(t >= self._special.first for t in tokens):
+            return False
+        out += [ItemStart(self._choice, 0, ItemKind.MESSAGE),
+                ContentDelta(self._choice, 0, self._harmony.encoding.decode(tokens)),
+                ItemEnd(self._choice, 0)]
+        self._header = None
+        return True
+
+    def finish(self, engine_reason: str, prompt_tokens: int, out: list[Event],
+               stop: str | None = None) -> None:
+        """Close the open item and append the Finish event: ``length`` wins, then a stop
+        string, then a malformed output, then a call; else the turn ended."""
+        if self.open_item is not None:
+            out.append(ItemEnd(self._choice, self.open_item))
+            self.open_item = None
+        if self._headerless_text(out):
+            self.failed = True
         if engine_reason == "length":
-            reason = "length"
+            reason = EndReason.LENGTH
+        elif stop is not None:
+            reason = EndReason.STOP_STRING
+        elif self.failed:
+            reason = EndReason.MALFORMED
         elif self.tool_calls:
-            reason = "tool_calls"
+            reason = EndReason.TOOL_CALL
         else:
-            reason = "stop"
+            reason = EndReason.TURN_END
         usage = Usage(prompt_tokens, self.tokens, self.reasoning_tokens)
-        return Finish(self._choice, reason, usage)
+        out.append(Finish(self._choice, reason, usage, self.tool_calls, stop))

@@ -83,6 +83,7 @@ class SpecialTokens:
     call: int
     return_: int
     constrain: int
+    assistant: int  # the role name "assistant" (an ordinary token), after <|start|>
     first: int  # the lowest special-token id: every id from here up is a control token
 
     @property
@@ -101,6 +102,15 @@ class Harmony:
     def encode_completion(self, text: str) -> list[int]:
         """Tokens of raw Harmony text with the special tokens written literally."""
         return self.encoding.encode(text, allowed_special="all")
+
+    def plain_tokens(self, text: str) -> list[int]:
+        """Tokens of ``text`` as ordinary text: ``<|start|>`` in it stays text, as in a message
+        body (the encoding has no public call for that, so a user message is rendered and
+        its body taken)."""
+        from openai_harmony import Message, Role
+
+        tokens = self.encoding.render(Message.from_role_and_content(Role.USER, text))
+        return tokens[tokens.index(self.special.message) + 1: -1]
 
     def decode_text(self, token_ids: list[int]) -> str:
         return self.encoding.decode_utf8(token_ids)
@@ -124,7 +134,7 @@ def load_harmony() -> Harmony:
     special = SpecialTokens(
         start=token("<|start|>"), channel=token("<|channel|>"), message=token("<|message|>"),
         end=token("<|end|>"), call=token("<|call|>"), return_=token("<|return|>"),
-        constrain=token("<|constrain|>"),
+        constrain=token("<|constrain|>"), assistant=token("assistant"),
         first=min(token(text) for text in encoding.special_tokens_set),
     )
     return Harmony(

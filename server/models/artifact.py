@@ -6,7 +6,7 @@ reproducible) of a safetensors file holding:
 - ``used_ids``: the token ids that occur in the training data (int64, ascending);
 - ``model.embed_tokens.weight@rows`` and ``lm_head.weight@rows``: only those rows of the
   embedding and output matrices (bf16); every other row of the full 201,088-row matrices is zero
-  (the training keeps unused output rows at exactly zero, see ``server.models.train``);
+  (the training keeps unused output rows at exactly zero, see ``training.train``);
 - every other weight, in full (bf16);
 - metadata ``config``: the config.json of the full model.
 

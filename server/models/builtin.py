@@ -43,7 +43,7 @@ def _tiny_random(quantized: bool) -> Callable[[], tuple[str, list[str]]]:
 
 def _tiny() -> tuple[str, list[str]]:
     # The one place that decides what "gpt-oss-tiny" is: the trained tiny model
-    # (server.models.train), expanded once from the committed compact artifact into the cache.
+    # (training.train), expanded once from the committed compact artifact into the cache.
     from server.models import artifact
 
     return str(artifact.model_dir(cache_dir())), list(TINY_ENGINE_ARGS)

@@ -11,9 +11,6 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-EFFORT_ALIASES = {"minimal": "low", "none": "low", "low": "low", "medium": "medium",
-                  "high": "high", "xhigh": "high", "max": "high"}
-
 
 # strict: JSON types as OpenAI checks them ("n": "3" or "stream": "yes" is a 400, not coerced)
 class _Model(BaseModel):

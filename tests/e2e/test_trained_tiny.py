@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from server.models.train import (
+from training.train import (
     CAPITALS,
     HELDOUT_ADD_PAIRS,
     add_answer,

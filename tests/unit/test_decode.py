@@ -5,7 +5,16 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from server.events import ContentDelta, ReasoningDelta, ToolCallArgumentsDelta, ToolCallStart
+from server.events import (
+    ArgumentsDelta,
+    ContentDelta,
+    EndReason,
+    Finish,
+    ItemEnd,
+    ItemKind,
+    ItemStart,
+    ReasoningDelta,
+)
 from server.harmony.decode import ChoiceDecoder, tool_name
 from server.stops import StopMatcher
 
@@ -20,6 +29,35 @@ def test_tool_name_quirks():
     assert tool_name("functions.other", declared) == "other"
 
 
+_KINDS = {ReasoningDelta: ItemKind.REASONING, ContentDelta: ItemKind.MESSAGE,
+          ArgumentsDelta: ItemKind.TOOL_CALL}
+
+
+def assert_well_formed(events: list) -> Finish:
+    """Items open and close in order, deltas belong to the open item and match its kind, every
+    item ends before Finish, which comes last."""
+    *body, finish = events
+    assert isinstance(finish, Finish)
+    open_item, kinds, calls = None, [], 0
+    for event in body:
+        if isinstance(event, ItemStart):
+            assert open_item is None and event.item == len(kinds)
+            open_item = event.item
+            kinds.append(event.kind)
+            if event.kind is ItemKind.TOOL_CALL:
+                calls += 1
+                assert event.call_id.startswith("call_") and event.name is not None
+        elif isinstance(event, ItemEnd):
+            assert event.item == open_item
+            open_item = None
+        else:
+            assert event.item == open_item and kinds[open_item] is _KINDS[type(event)]
+            assert isinstance(event.text, str) and event.text
+    assert open_item is None
+    assert finish.tool_calls == calls
+    return finish
+
+
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.one_of(st.sampled_from(SPECIALS), st.sampled_from(WORDS),
                           st.integers(0, 200_000)), max_size=60),
@@ -29,31 +67,61 @@ def test_random_tokens_never_raise_and_events_are_well_formed(harmony, tokens, c
     events = []
     for i in range(0, len(tokens), chunk):
         decoder.feed(tokens[i:i + chunk], events)
-    finish = decoder.finish("stop", 3)
-    started = set()
-    for event in events:
-        assert isinstance(event, (ContentDelta, ReasoningDelta, ToolCallStart,
-                                  ToolCallArgumentsDelta))
-        if isinstance(event, ToolCallStart):
-            assert event.index == len(started) and event.id.startswith("call_")
-            started.add(event.index)
-        elif isinstance(event, ToolCallArgumentsDelta):
-            assert event.index in started
-        else:
-            assert isinstance(event.text, str) and event.text
-    assert finish.reason == ("tool_calls" if started else "stop")
+    decoder.finish("stop", 3, events)
+    finish = assert_well_formed(events)
+    assert finish.reason in (EndReason.MALFORMED, EndReason.TOOL_CALL if finish.tool_calls
+                             else EndReason.TURN_END)
     assert finish.usage.completion_tokens <= len(tokens)
     assert 0 <= finish.usage.reasoning_tokens <= finish.usage.completion_tokens
 
 
+def _decode(harmony, text: str, engine_reason: str = "stop") -> list:
+    decoder = ChoiceDecoder(harmony, 0, ["get_weather"])
+    events: list = []
+    for token in harmony.encode_completion(text):
+        decoder.feed([token], events)
+    decoder.finish(engine_reason, 1, events)
+    return events
+
+
+def test_items_in_order_with_their_kinds(harmony):
+    events = _decode(harmony, "<|channel|>analysis<|message|>Think.<|end|><|start|>assistant"
+                              "<|channel|>commentary<|message|>Checking.<|end|><|start|>assistant"
+                              "<|channel|>commentary to=functions.get_weather <|constrain|>json"
+                              "<|message|>{}<|call|>")
+    finish = assert_well_formed(events)
+    starts = [e.kind for e in events if isinstance(e, ItemStart)]
+    assert starts == [ItemKind.REASONING, ItemKind.MESSAGE, ItemKind.TOOL_CALL]
+    assert finish.reason is EndReason.TOOL_CALL and finish.tool_calls == 1
+
+
+def test_text_without_any_header_is_shown_and_counted_malformed(harmony):
+    for ending, engine_reason, reason in (("<|return|>", "stop", EndReason.MALFORMED),
+                                          ("<|end|>", "stop", EndReason.MALFORMED),
+                                          ("", "length", EndReason.LENGTH)):
+        events = _decode(harmony, "Hello there, friend." + ending, engine_reason)
+        finish = assert_well_formed(events)
+        assert [type(e) for e in events] == [ItemStart, ContentDelta, ItemEnd, Finish]
+        assert events[0].kind is ItemKind.MESSAGE
+        assert events[1].text == "Hello there, friend."
+        assert finish.reason is reason
+
+
+def test_truncated_item_is_closed(harmony):
+    events = _decode(harmony, "<|channel|>final<|message|>Half an ans", "length")
+    finish = assert_well_formed(events)
+    assert finish.reason is EndReason.LENGTH
+    assert "".join(e.text for e in events if isinstance(e, ContentDelta)) == "Half an ans"
+
+
 def test_stop_matcher_holds_back_possible_prefixes():
     m = StopMatcher(["END", "xyz"])
-    assert m.feed("abc E") == ("abc ", False)
-    assert m.feed("N") == ("", False)
-    assert m.feed("x") == ("EN", False)  # "x" may begin "xyz": held
+    assert m.feed("abc E") == ("abc ", None)
+    assert m.feed("N") == ("", None)
+    assert m.feed("x") == ("EN", None)  # "x" may begin "xyz": held
     m = StopMatcher(["END"])
-    assert m.feed("foo EN") == ("foo ", False)
-    assert m.feed("D bar") == ("", True)
+    assert m.feed("foo EN") == ("foo ", None)
+    assert m.feed("D bar") == ("", "END")
     m = StopMatcher(["END"])
-    assert m.feed("E") == ("", False)
+    assert m.feed("E") == ("", None)
     assert m.flush() == "E"

@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from server.harmony.render import RenderOptions, render_prompt
+from server.config import Settings
+from server.harmony.render import render_conversation
 from server.schemas.chat_request import CompletionCreateParams
+from server.surfaces.chat import conversation
 from tests.corpus import WEATHER_TOOL
 
 GOLDENS = Path(__file__).parent / "goldens"
@@ -50,8 +52,8 @@ CASES = {
 def _render(harmony, case: str) -> list[int]:
     body, effort = CASES[case]
     request = CompletionCreateParams.model_validate({"model": "m", **body})
-    return render_prompt(harmony, request.messages, request.tools or [],
-                         RenderOptions(effort, "2026-01-01"))
+    settings = Settings(engine="scripted", script="unused", reasoning_effort=effort)
+    return render_conversation(harmony, conversation(request, settings), "2026-01-01")
 
 
 @pytest.mark.parametrize("case", sorted(CASES))

@@ -7,14 +7,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from server.assemble import collect, reasoning_fields
 from server.events import ContentDelta, Event, ReasoningDelta
-from server.schemas.chat_request import CompletionCreateParams
 from server.stops import StopMatcher, apply_stop
 from tests.corpus import COMPLETIONS
-from tests.unit.helpers import scripted_pipeline
-
-FIELDS = reasoning_fields("both", True)
+from tests.unit.helpers import chat_collect, chat_exchange, scripted_pipeline
 
 
 def cut(text: str, stops: list[str]) -> tuple[str, bool]:
@@ -51,7 +47,7 @@ def _expected(events: list[Event], stops: list[str]) -> list[tuple[str, str]]:
             run += event.text
             continue
         text, hit = cut(run, stops)
-        out.append(ContentDelta(0, text))
+        out.append(ContentDelta(0, 0, text))
         if hit:
             break
         run = ""
@@ -66,11 +62,11 @@ def _through_matcher(batches: list[list[Event]], stops: list[str]) -> tuple[list
     out: list[Event] = []
     for batch in batches:
         events = list(batch)
-        hit = apply_stop(stopper, events, 0)
+        hit = apply_stop(stopper, events)
         out += events
         if hit:
             return out, True
-    return [*out, ContentDelta(0, stopper.flush())], False
+    return [*out, ContentDelta(0, 0, stopper.flush())], False
 
 
 def _batched(events: list[Event], sizes: list[int]) -> list[list[Event]]:
@@ -94,15 +90,15 @@ def _batched(events: list[Event], sizes: list[int]) -> list[list[Event]]:
 @pytest.mark.parametrize("piece", [1, 2, 3, 7, 100], ids=lambda k: f"piece{k}")
 @pytest.mark.parametrize("batch", [1, 2, 3, 8], ids=lambda k: f"batch{k}")
 def test_cut_does_not_depend_on_splitting(text, stops, expected, piece, batch):
-    events = [ContentDelta(0, text[i: i + piece]) for i in range(0, len(text), piece)]
+    events = [ContentDelta(0, 0, text[i: i + piece]) for i in range(0, len(text), piece)]
     assert cut(text, stops)[0] == expected
     out, _ = _through_matcher(_batched(events, [batch] * len(events)), stops)
     assert "".join(e.text for e in out) == expected
 
 
 _piece = st.one_of(
-    st.builds(ContentDelta, st.just(0), st.text("ab°C", min_size=0, max_size=4)),
-    st.builds(ReasoningDelta, st.just(0), st.text("ab", min_size=1, max_size=3)))
+    st.builds(ContentDelta, st.just(0), st.just(0), st.text("ab°C", min_size=0, max_size=4)),
+    st.builds(ReasoningDelta, st.just(0), st.just(0), st.text("ab", min_size=1, max_size=3)))
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -142,14 +138,12 @@ CASES = [  # (completion, stops, expected content, a stop string was hit)
 async def test_pipeline_cuts_at_the_stop_for_every_batching(harmony, interval, chunk_size):
     for text, stops, expected, hit in CASES:
         pipeline = scripted_pipeline(harmony, text, chunk_size, interval)
-        request = CompletionCreateParams.model_validate({
-            "model": "m", "messages": [{"role": "user", "content": "hi"}], "stop": stops})
-        completion = pipeline.prepare(request)
-        batches = [batch async for batch in pipeline.events(completion)]
+        request = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "stop": stops}
+        _, job = chat_exchange(pipeline, request)
+        batches = [batch async for batch in pipeline.events(job)]
         content = "".join(e.text for b in batches for e in b if isinstance(e, ContentDelta))
         assert content == expected, (stops, batches)
-        completion = pipeline.prepare(request)
-        [choice] = (await collect(completion, pipeline.events(completion), FIELDS))["choices"]
+        [choice] = (await chat_collect(pipeline, request))["choices"]
         assert choice["message"]["content"] == expected
         assert choice["finish_reason"] == "stop" and not choice["message"]["tool_calls"]
         if text == WEATHER:

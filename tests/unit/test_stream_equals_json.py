@@ -6,18 +6,13 @@ import json
 
 import pytest
 
-from server.assemble import collect, reasoning_fields, to_chunks
-from server.schemas.chat_request import CompletionCreateParams
 from tests.corpus import COMPLETIONS, WEATHER_TOOL
-from tests.unit.helpers import scripted_pipeline
-
-FIELDS = reasoning_fields("both", True)
+from tests.unit.helpers import chat_collect, chat_frames, scripted_pipeline
 
 
-def _request(**extra) -> CompletionCreateParams:
-    return CompletionCreateParams.model_validate({
-        "model": "m", "messages": [{"role": "user", "content": "hi"}], "tools": [WEATHER_TOOL],
-        "stream_options": {"include_usage": True}, "stream": True, **extra})
+def _request(**extra) -> dict:
+    return {"model": "m", "messages": [{"role": "user", "content": "hi"}], "tools": [WEATHER_TOOL],
+            "stream_options": {"include_usage": True}, "stream": True, **extra}
 
 
 def _fold_stream(frames: list[bytes]) -> tuple[dict, dict]:
@@ -53,10 +48,8 @@ def _normalise(choice: dict) -> dict:
 async def _both(harmony, text, chunk_size, interval=1, **extra):
     request = _request(**extra)
     pipeline = scripted_pipeline(harmony, text, chunk_size, interval)
-    completion = pipeline.prepare(request)
-    collected = await collect(completion, pipeline.events(completion), FIELDS)
-    completion = pipeline.prepare(request)
-    frames = [f async for f in to_chunks(completion, pipeline.events(completion), FIELDS)]
+    collected = await chat_collect(pipeline, request)
+    frames = await chat_frames(pipeline, request)
     return collected, frames
 
 

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from server.models import train
+from training import train
 
 torch = pytest.importorskip("torch")
 

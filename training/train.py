@@ -1,6 +1,6 @@
 """Train the tiny gpt-oss ("gpt-oss-tiny") to answer a few kinds of prompts in well-formed Harmony.
 
-``python -m server.models.train --out server/models/artifacts/gpt-oss-tiny.safetensors.gz``
+``python -m training.train --out server/models/artifacts/gpt-oss-tiny.safetensors.gz``
 
 The data is rendered by the server's own Harmony renderer (``server.harmony.render``) from
 pydantic request models, so the model learns exactly the prompts the server sends to the engine.
@@ -338,16 +338,20 @@ def make_examples(count: int, seed: int = SEED) -> list[Example]:
 
 def tokenize(examples: list[Example]) -> list[tuple[list[int], list[int]]]:
     """(prompt ids, completion ids) of each example, rendered exactly as the server renders."""
+    from server.config import Settings
     from server.harmony.encoding import load_harmony
-    from server.harmony.render import RenderOptions, render_prompt
+    from server.harmony.render import render_conversation
     from server.schemas.chat_request import CompletionCreateParams
+    from server.surfaces.chat import conversation
 
     harmony = load_harmony()
+    settings = Settings(engine="scripted", script="unused")
     out = []
     for ex in examples:
         params = CompletionCreateParams.model_validate(ex.request)
-        prompt = render_prompt(harmony, params.messages, params.tools or [],
-                               RenderOptions(effort=ex.effort, date=ex.date))
+        chat = conversation(params, settings)
+        chat.effort = ex.effort
+        prompt = render_conversation(harmony, chat, ex.date)
         out.append((list(prompt), harmony.encode_completion(ex.completion)))
     return out
 
@@ -532,7 +536,7 @@ def train(steps: int, batch: int, examples: int, lr: float, weight_decay: float,
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m server.models.train",
+    parser = argparse.ArgumentParser(prog="python -m training.train",
                                      description="Train the tiny gpt-oss (gpt-oss-tiny).")
     parser.add_argument("--out", type=Path,
                         default=Path(__file__).parent / "artifacts" / "gpt-oss-tiny.safetensors.gz")

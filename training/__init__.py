@@ -1,0 +1,1 @@
+"""Training of gpt-oss-tiny (imports torch and transformers): never imported by the server."""
