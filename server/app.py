@@ -33,6 +33,7 @@ from server.middleware import EdgeMiddleware
 from server.pipeline import Pipeline
 from server.routes import router
 from server.sse import ClientDisconnected
+from server.store import ResponseStore, build_store
 
 log = logging.getLogger(__name__)
 
@@ -103,14 +104,14 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 async def _run_engine(engine: Engine, lifecycle: Lifecycle) -> None:
     """Load the engine, then watch it until it dies (or the app stops)."""
+    lifecycle.mark_loading()
     try:
         await engine.start()
     except Exception as exc:
         log.exception("the engine failed to start")
         lifecycle.fatal(f"engine failed to start: {exc}")
         return
-    lifecycle.loaded = True
-    log.info("engine ready (max_model_len=%d)", engine.max_model_len)
+    lifecycle.mark_ready(engine.max_model_len)
     while not engine.is_dead:
         await asyncio.sleep(ENGINE_POLL_SECONDS)
     lifecycle.fatal("the engine died")
@@ -126,8 +127,10 @@ async def _reap_forever(pipeline: Pipeline, settings: Settings) -> None:
 
 
 def create_app(settings: Settings, engine: Engine, *, harmony: Harmony | None = None,
+               store: ResponseStore | None = None,
                on_fatal: Callable[[str], None] = lambda reason: None) -> FastAPI:
     harmony = harmony or load_harmony()
+    store = store or build_store(settings)
     pipeline = Pipeline(settings, harmony, engine)
     lifecycle = Lifecycle(settings, on_fatal, pipeline.last_progress, lambda: engine.is_dead)
 
@@ -142,6 +145,7 @@ def create_app(settings: Settings, engine: Engine, *, harmony: Harmony | None = 
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await engine.shutdown()
+            await store.close()
 
     app = FastAPI(title="gpt-oss-server", version="0.1.0", lifespan=lifespan,
                   docs_url=None, redoc_url=None)
@@ -150,6 +154,7 @@ def create_app(settings: Settings, engine: Engine, *, harmony: Harmony | None = 
     app.state.harmony = harmony
     app.state.lifecycle = lifecycle
     app.state.pipeline = pipeline
+    app.state.store = store
     app.state.started = int(time.time())
     app.include_router(router)
     _install_error_handlers(app)

@@ -70,6 +70,7 @@ TextDelta = ReasoningDelta | ContentDelta | ArgumentsDelta
 class ItemEnd:
     choice: int
     item: int
+    truncated: bool = False  # closed by the end of generation (length), not by the model
 
 
 @dataclass(slots=True, frozen=True)

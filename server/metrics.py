@@ -35,3 +35,6 @@ HARMONY_PARSE_ERRORS = Counter("gptoss_harmony_parse_errors_total",
 AUTH_FAILURES = Counter("gptoss_auth_failures_total", "Requests refused for a missing or bad key.")
 ENGINE_RUNNING = Gauge("gptoss_engine_requests_running", "Requests the engine is running.")
 ENGINE_WAITING = Gauge("gptoss_engine_requests_waiting", "Requests waiting in the engine.")
+STORE_EVICTIONS = Counter("gptoss_response_store_evictions_total",
+                          "Stored responses evicted, by reason (ttl, count, bytes, too_large).",
+                          ["reason"])

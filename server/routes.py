@@ -3,18 +3,27 @@
 from __future__ import annotations
 
 import logging
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from server import metrics
-from server.errors import ModelNotFoundError
+from server.errors import (
+    InvalidRequestError,
+    ModelNotFoundError,
+    NotFoundError,
+    ServiceUnavailableError,
+)
 from server.respond import respond
 from server.schemas.chat_request import CompletionCreateParams
 from server.schemas.chat_response import ChatCompletion, ChatCompletionChunk, Model, ModelList
+from server.schemas.responses import ResponseCreateParams
 from server.schemas.tokenize import TokenizeRequest, TokenizeResponse
+from server.store import StoreUnavailableError, owner_of
 from server.surfaces import chat
+from server.surfaces.responses import ResponsesExchange
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -85,3 +94,68 @@ def log_unknown_fields(body) -> None:
 async def chat_completions(body: CompletionCreateParams, request: Request):
     log_unknown_fields(body)
     return await respond(request, chat.ChatExchange(body, request.app.state.settings))
+
+
+# -- Responses API ----------------------------------------------------------------------------
+
+def _owner(request: Request) -> str:
+    return owner_of(request.scope["state"].get("api_key"))
+
+
+async def _stored(request: Request, response_id: str, param: str | None = None):
+    """A stored response of this request's key; else the same 4xx as for an id never seen."""
+    try:
+        record = await request.app.state.store.get(_owner(request), response_id)
+    except StoreUnavailableError as exc:
+        raise ServiceUnavailableError(f"the response store is unavailable: {exc}",
+                                      headers={"Retry-After": "1"}) from None
+    if record is not None:
+        return record
+    if param == "previous_response_id":
+        raise InvalidRequestError(f"previous response with id '{response_id}' not found",
+                                  param=param, code="previous_response_not_found")
+    raise NotFoundError(f"no response with id '{response_id}' found", param="response_id")
+
+
+@router.post("/v1/responses")
+async def create_response(body: ResponseCreateParams, request: Request):
+    log_unknown_fields(body)
+    state = request.app.state
+    previous = None
+    if body.previous_response_id is not None:
+        previous = await _stored(request, body.previous_response_id, "previous_response_id")
+    exchange = ResponsesExchange(body, state.settings, state.store, _owner(request), previous)
+    return await respond(request, exchange)
+
+
+@router.get("/v1/responses/{response_id}")
+async def retrieve_response(response_id: str, request: Request) -> JSONResponse:
+    return JSONResponse((await _stored(request, response_id)).response)
+
+
+@router.delete("/v1/responses/{response_id}")
+async def delete_response(response_id: str, request: Request) -> JSONResponse:
+    try:
+        deleted = await request.app.state.store.delete(_owner(request), response_id)
+    except StoreUnavailableError as exc:
+        raise ServiceUnavailableError(f"the response store is unavailable: {exc}",
+                                      headers={"Retry-After": "1"}) from None
+    if not deleted:
+        raise NotFoundError(f"no response with id '{response_id}' found", param="response_id")
+    return JSONResponse({"id": response_id, "object": "response.deleted", "deleted": True})
+
+
+@router.get("/v1/responses/{response_id}/input_items")
+async def list_input_items(response_id: str, request: Request,
+                           limit: Annotated[int, Query(ge=1, le=100)] = 20,
+                           order: Literal["asc", "desc"] = "desc",
+                           after: str | None = None) -> JSONResponse:
+    items = (await _stored(request, response_id)).input_items
+    items = items[::-1] if order == "desc" else items
+    ids = [item["id"] for item in items]
+    start = ids.index(after) + 1 if after in ids else 0
+    page = items[start: start + limit]
+    return JSONResponse({"object": "list", "data": page,
+                         "first_id": page[0]["id"] if page else None,
+                         "last_id": page[-1]["id"] if page else None,
+                         "has_more": start + limit < len(items)})

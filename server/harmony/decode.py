@@ -159,7 +159,7 @@ class ChoiceDecoder:
         """Close the open item and append the Finish event: ``length`` wins, then a stop
         string, then a malformed output, then a call; else the turn ended."""
         if self.open_item is not None:
-            out.append(ItemEnd(self._choice, self.open_item))
+            out.append(ItemEnd(self._choice, self.open_item, engine_reason == "length"))
             self.open_item = None
         if self._headerless_text(out):
             self.failed = True
