@@ -93,8 +93,24 @@ class Settings(BaseSettings):
         False, description="Isolate vLLM's prefix cache per API key (cache_salt), closing the "
         "timing side channel between tenants.")
 
+    # Responses API: stored responses (previous_response_id, GET/DELETE /v1/responses/{id})
+    response_store: str = Field(
+        "memory", pattern=r"^(memory|rediss?://.+)$",
+        description="Where stored responses live: 'memory' (this process only) or "
+        "redis://HOST:PORT/DB (shared by every replica).")
+    response_store_max_count: int = Field(
+        10_000, ge=1, description="Most stored responses; the oldest are evicted beyond it.")
+    response_store_max_bytes: int = Field(
+        256 * 2**20, ge=1024, description="Most bytes of stored responses (JSON); the oldest "
+        "are evicted beyond it.")
+    response_store_ttl: float = Field(
+        86_400.0, gt=0, description="Seconds a stored response is kept.")
+
     # Logging
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
+    log_format: Literal["auto", "json", "text"] = Field(
+        "auto", description="Log lines as JSON objects (for log collectors) or as text (for "
+        "people); auto: text when stderr is a terminal, else JSON.")
     log_prompts: bool = Field(False, description="Log prompts and completions (off: never logged).")
 
     # Everything the parser did not know, for the engine (vLLM engine flags).
