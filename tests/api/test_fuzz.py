@@ -24,7 +24,9 @@ def test_fuzz_every_operation(serve):
     server = serve(list(COMPLETIONS.values()), api_key=["sk-fuzz"])
     schema = schemathesis.openapi.from_url(server.url + "/openapi.json", headers=AUTH)
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert {op.path for op in operations} >= {"/v1/chat/completions", "/tokenize", "/v1/models"}
+    assert {op.path for op in operations} >= {
+        "/v1/chat/completions", "/tokenize", "/v1/models", "/v1/responses",
+        "/v1/responses/{response_id}", "/v1/responses/{response_id}/input_items"}
     for operation in operations:
         run = settings(max_examples=80, deadline=None, database=None,
                        suppress_health_check=list(HealthCheck))(
