@@ -15,6 +15,9 @@
     requests: CPU time of the API process only (the EngineCore child excluded) per output token, and
     median time to first token for a ~1k-token prompt. Skipped, with the reason in the table, when
     vLLM, the tiny model or our vLLM engine is not available (or ``--skip-vllm``).
+(s) Every API surface (Chat, Responses, ...) streaming the same scripted completion on one server,
+    taking turns over several rounds: server CPU per streamed token and its ratio to Chat's
+    (loadtest/surfaces.py).
 (c) Writes ``benchmark.md`` (Markdown table with date and machine) and ``benchmark.png`` (chart) and
     ``benchmark.json`` into ``--out``.
 """
@@ -40,6 +43,9 @@ from pathlib import Path
 
 import httpx
 import psutil
+
+from loadtest import surfaces
+from loadtest.surfaces import CHAT, Surface
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_US = {1: 15.0, 8: 5.0}
@@ -120,34 +126,17 @@ class Batch:
     errors: list[str] = field(default_factory=list)
 
 
-def _token_in(frame: dict) -> bool:
-    for choice in frame.get("choices") or ():
-        d = choice.get("delta") or {}
-        if d.get("content") or d.get("reasoning_content") or d.get("reasoning") or d.get("tool_calls"):
-            return True
-    return False
-
-
-def _usage(tail: bytes) -> dict | None:
-    at = max(tail.rfind(b'"usage":{'), tail.rfind(b'"usage": {'))
-    if at < 0:
-        return None
-    line_start = tail.rfind(b"data:", 0, at)
-    line_end = tail.find(b"\n", at)
-    return json.loads(tail[line_start + 5: line_end if line_end > 0 else None]).get("usage")
-
-
-async def _one(conn, host: str, port: int, body: dict, batch: Batch) -> bool:
+async def _one(conn, host: str, port: int, body: dict, batch: Batch, surface: Surface) -> bool:
     """One streamed request on a kept-alive HTTP/1.1 connection; False: reconnect before the next.
 
     Deliberately minimal so that the load generator spends little CPU per token: it parses SSE
     frames only until the first token (for TTFT) and then only scans the bytes for the end of the
-    chunked body, the ``[DONE]`` frame and the usage chunk. Connections are reused like any
+    chunked body, the surface's last frame and its usage. Connections are reused like any
     pooling client (the openai SDK) does, so per-connection set-up is not counted per request.
     """
     reader, writer = conn
     payload = json.dumps(body).encode()
-    head = (f"POST /v1/chat/completions HTTP/1.1\r\nHost: {host}:{port}\r\n"
+    head = (f"POST {surface.path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
             f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n").encode()
     start = time.perf_counter()
     first = None
@@ -171,24 +160,23 @@ async def _one(conn, host: str, port: int, body: dict, batch: Batch) -> bool:
                 *lines, rest = early.split(b"\n")
                 for line in lines:
                     if line.startswith(b"data: {"):
-                        frame = json.loads(line[5:])
-                        if "error" in frame:
-                            raise RuntimeError(f"error frame {frame['error']}")
-                        if _token_in(frame):
+                        if line.startswith(b'data: {"error"'):
+                            raise RuntimeError(f"error frame {line[:300]!r}")
+                        if surface.first_token(line):
                             first = time.perf_counter()
                             break
                 early = rest if first is None else b""
             tail = (tail + data)[-16384:]
             if tail.endswith(b"\r\n0\r\n\r\n"):  # the last chunk of the chunked body
                 break
-        if b"data: [DONE]" not in tail:
-            raise RuntimeError(f"stream ended without [DONE]: {tail[-300:]!r}")
-        if b'"error"' in tail:
+        if not surface.done(tail):
+            raise RuntimeError(f"stream ended without its last frame: {tail[-300:]!r}")
+        if b'"error"' in tail and b'"error":null' not in tail:
             raise RuntimeError(f"error frame: {tail[-300:]!r}")
-        usage = _usage(tail)
-        if usage is None:
-            raise RuntimeError("no usage chunk")
-        batch.tokens += int(usage["completion_tokens"])
+        tokens = surface.tokens(tail)
+        if tokens is None:
+            raise RuntimeError("no usage in the stream")
+        batch.tokens += tokens
         if first is not None:
             batch.ttft_ms.append((first - start) * 1000)
         return True
@@ -201,14 +189,15 @@ async def _one(conn, host: str, port: int, body: dict, batch: Batch) -> bool:
         batch.requests += 1
 
 
-async def _worker(host: str, port: int, body: dict, batch: Batch, queue: list) -> None:
+async def _worker(host: str, port: int, body: dict, batch: Batch, queue: list,
+                  surface: Surface) -> None:
     conn = None
     try:
         while queue:
             queue.pop()
             if conn is None:
                 conn = await asyncio.open_connection(host, port)
-            if not await _one(conn, host, port, body, batch):
+            if not await _one(conn, host, port, body, batch, surface):
                 conn[1].close()
                 conn = None
     finally:
@@ -216,28 +205,30 @@ async def _worker(host: str, port: int, body: dict, batch: Batch, queue: list) -
             conn[1].close()
 
 
-async def _batch(base: str, body: dict, n: int, concurrency: int, proc: Proc) -> Batch:
+async def _batch(body: dict, n: int, concurrency: int, proc: Proc, surface: Surface) -> Batch:
     batch = Batch()
     host, port = "127.0.0.1", proc.port
     # Warm-up outside the measurement.
     warm = list(range(min(concurrency, 32)))
-    await asyncio.gather(*(_worker(host, port, {**body, "max_tokens": 4}, Batch(), warm)
-                           for _ in range(len(warm))))
+    await asyncio.gather(*(_worker(host, port, surface.body(body["model"], 4), Batch(), warm,
+                                   surface) for _ in range(len(warm))))
     queue = list(range(n))
     cpu0, t0 = proc.cpu(), time.perf_counter()
-    await asyncio.gather(*(_worker(host, port, body, batch, queue) for _ in range(concurrency)))
+    await asyncio.gather(*(_worker(host, port, body, batch, queue, surface)
+                           for _ in range(concurrency)))
     batch.wall_s = time.perf_counter() - t0
     batch.cpu_s = proc.cpu() - cpu0
     return batch
 
 
-def run_batch(base: str, body: dict, n: int, concurrency: int, proc: Proc) -> Batch:
+def run_batch(body: dict, n: int, concurrency: int, proc: Proc,
+              surface: Surface = CHAT) -> Batch:
     try:
         import uvloop  # noqa: PLC0415
         runner = uvloop.run
     except ImportError:
         runner = asyncio.run
-    return runner(_batch(base, body, n, concurrency, proc))
+    return runner(_batch(body, n, concurrency, proc, surface))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -262,6 +253,15 @@ def requests_for(length: int, concurrency: int, quick: bool) -> int:
     return n
 
 
+def scripted_server(script: Path, interval: int, log: Path) -> Proc:
+    port = free_port()
+    cmd = [sys.executable, "-m", "server", "--engine", "scripted", "--script", str(script),
+           "--script-token-delay", "0", "--stream-interval", str(interval),
+           "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
+           "--max-concurrent-requests", "1024"]
+    return Proc(cmd, port, log, ready_path="/ready")
+
+
 def part_a(args, work: Path) -> list[dict]:
     lengths = [512] if args.quick else [512, 8192]
     intervals = [1, 8]
@@ -271,12 +271,7 @@ def part_a(args, work: Path) -> list[dict]:
         script = work / f"script-{length}.jsonl"
         write_script(script, length)
         for interval in intervals:
-            port = free_port()
-            cmd = [sys.executable, "-m", "server", "--engine", "scripted", "--script", str(script),
-                   "--script-token-delay", "0", "--stream-interval", str(interval),
-                   "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
-                   "--max-concurrent-requests", "1024"]
-            proc = Proc(cmd, port, work / f"server-a-{length}-{interval}.log", ready_path="/ready")
+            proc = scripted_server(script, interval, work / f"server-a-{length}-{interval}.log")
             try:
                 model = proc.model()
                 body = {"model": model, "max_tokens": length, "stream": True,
@@ -284,7 +279,7 @@ def part_a(args, work: Path) -> list[dict]:
                         "messages": [{"role": "user", "content": "Write a long essay."}]}
                 for conc in concurrencies:
                     n = requests_for(length, conc, args.quick)
-                    b = run_batch(proc.base, body, n, conc, proc)
+                    b = run_batch(body, n, conc, proc)
                     us = b.cpu_s / b.tokens * 1e6 if b.tokens else float("nan")
                     row = {"length": length, "interval": interval, "concurrency": conc,
                            "requests": b.requests, "failures": b.failures, "tokens": b.tokens,
@@ -366,14 +361,14 @@ def part_b(args, work: Path) -> dict:
                     "temperature": 0}
             body = {**base, "max_tokens": max_tokens,
                     "messages": [{"role": "user", "content": "What is the capital of France?"}]}
-            b = run_batch(proc.base, body, n, conc, proc)
+            b = run_batch(body, n, conc, proc)
             # The long text goes into the system message and the question is one the model was
             # trained on, so its reasoning starts at the 4th token on both servers (a long user
             # message is outside its training: it answers nothing visible, and TTFT is undefined).
             ttft_body = {**base, "max_tokens": 8,
                          "messages": [{"role": "system", "content": long_prompt()},
                                       {"role": "user", "content": "What is the capital of France?"}]}
-            t = run_batch(proc.base, ttft_body, 12, 1, proc)
+            t = run_batch(ttft_body, 12, 1, proc)
             out[name] = {"tokens": b.tokens, "failures": b.failures + t.failures,
                          "api_cpu_s": round(b.cpu_s, 3),
                          "us_per_token": round(b.cpu_s / b.tokens * 1e6, 1) if b.tokens else None,
@@ -442,7 +437,8 @@ def verdicts(rows: list[dict], b: dict) -> list[str]:
     return lines
 
 
-def markdown(rows: list[dict], b: dict, info: dict, started: str, elapsed: float, quick: bool) -> str:
+def markdown(rows: list[dict], surface_rows: list[dict], b: dict, info: dict, started: str,
+             elapsed: float, quick: bool) -> str:
     v = ", ".join(f"{k} {val}" for k, val in info["versions"].items())
     out = [f"# Benchmark: server CPU per streamed token{' (quick mode)' if quick else ''}", "",
            f"- Date: {started} (UTC), run time {elapsed:.0f} s",
@@ -459,6 +455,7 @@ def markdown(rows: list[dict], b: dict, info: dict, started: str, elapsed: float
         out.append(f"| {r['length']} | {r['interval']} | {r['concurrency']} | {r['requests']} | "
                    f"{r['failures']} | {r['tokens']} | {r['server_cpu_s']} | **{r['us_per_token']}** | "
                    f"{r['tokens_per_s_per_core']} | {r['wall_s']} | {r['wall_tokens_per_s']} |")
+    out += ["", *surfaces.markdown(surface_rows)]
     out += ["", "## (b) Our server vs vLLM's own OpenAI server, trained gpt-oss-tiny, vLLM CPU engine", ""]
     if b.get("skipped"):
         out.append(f"Skipped: {b['skipped']}")
@@ -478,7 +475,7 @@ def markdown(rows: list[dict], b: dict, info: dict, started: str, elapsed: float
                 out.append(f"| {label} | {r.get('tokens')} | {r.get('failures')} | {r.get('api_cpu_s')} | "
                            f"**{r.get('us_per_token')}** | {r.get('ttft_ms_median')} | "
                            f"{r.get('ttft_1k_ms_median')} | {r.get('wall_s')} |")
-    out += ["", "## Targets", ""] + verdicts(rows, b)
+    out += ["", "## Targets", ""] + verdicts(rows, b) + surfaces.verdicts(surface_rows)
     return "\n".join(out) + "\n"
 
 
@@ -533,6 +530,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         work = Path(tmp)
         rows = part_a(args, work)
+        surface_rows = surfaces.part_surfaces(args, work, scripted_server, run_batch, write_script)
         try:
             b = part_b(args, work)
         except Exception as exc:  # noqa: BLE001 - report, do not lose part (a)
@@ -543,13 +541,14 @@ def main(argv: list[str] | None = None) -> int:
     info = machine()
     elapsed = time.monotonic() - t0
     (args.out / "benchmark.json").write_text(json.dumps(
-        {"date": started, "machine": info, "scripted": rows, "vllm": b, "quick": args.quick},
+        {"date": started, "machine": info, "scripted": rows, "surfaces": surface_rows, "vllm": b,
+         "quick": args.quick},
         indent=2), encoding="utf-8")
-    md = markdown(rows, b, info, started, elapsed, args.quick)
+    md = markdown(rows, surface_rows, b, info, started, elapsed, args.quick)
     (args.out / "benchmark.md").write_text(md, encoding="utf-8")
     chart(rows, b, args.out / "benchmark.png")
     print(md)
-    return 0 if all(r["failures"] == 0 for r in rows) else 1
+    return 0 if all(r["failures"] == 0 for r in rows + surface_rows) else 1
 
 
 if __name__ == "__main__":
