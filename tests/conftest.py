@@ -145,3 +145,5 @@ def serve(harmony):
     for _, thread in started:
         thread.join(timeout=30)
         assert not thread.is_alive(), "a test server did not shut down within 30 s"
+
+from tests.redis_server import redis_server, redis_url, start_redis  # noqa: E402,F401 - fixtures
