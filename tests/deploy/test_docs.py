@@ -103,3 +103,63 @@ def test_documented_versions_match_the_chart(doc, chart):
     assert f"gpt-oss-server:{meta['appVersion']}" in doc
     assert f"gpt-oss-server-{meta['version']}.tgz" in doc
     assert (CHART_DIR / "values.schema.json").exists()
+
+
+# The multi-replica section (issue 14) ---------------------------------------------------------
+
+PICKER_METRICS = (
+    "vllm:num_requests_waiting",
+    "vllm:num_requests_running",
+    "vllm:kv_cache_usage_perc",
+    "vllm:cache_config_info",
+)
+
+
+def _section(doc: str, title: str) -> str:
+    start = doc.index(f"\n## {title}\n")
+    end = doc.find("\n## ", start + 1)
+    return doc[start:end]
+
+
+def test_many_replicas_section_covers_every_path(doc):
+    section = _section(doc, "Many replicas")
+    for heading in ("### Plain Service", "### The Inference Extension with the bundled endpoint picker",
+                    "### llm-d, KServe LLMInferenceService", "### GKE Inference Gateway",
+                    "### One response store for every replica"):
+        assert heading in section, heading
+    # the picture of the routing: gateway -> picker -> pods, and the shared store
+    blocks = re.findall(r"^```(\w*)\n(.*?)^```$", section, flags=re.DOTALL | re.MULTILINE)
+    (picture,) = [text for lang, text in blocks if not lang and "endpoint picker" in text]
+    for box in ("Gateway", "HTTPRoute", "InferencePool", "/metrics", "server pod", "Redis"):
+        assert box in picture, box
+    # the metrics the picker reads, each in the table
+    for name in PICKER_METRICS:
+        assert re.search(rf"^\| `{re.escape(name)}` \|", section, flags=re.MULTILINE), name
+    # KV-cache events pass through as engine flags; the shared store's flag and values
+    assert "--kv-events-config" in section and "engineArgs" in section
+    assert "--response-store redis://" in section and "GPT_OSS_RESPONSE_STORE_PASSWORD" in section
+    assert "tests/engine/test_gateway_metrics.py" in section
+
+
+def test_documented_multi_replica_values_render(doc, render):
+    files = _values_files(doc)
+    pool = render(files["values-inference-pool.yaml"])
+    assert pool.one("InferencePool") and pool.one("HTTPRoute") and pool.picker_deployment
+    assert pool.flag_values("--response-store") == ["redis://redis-master.gpt-oss.svc:6379/0"]
+    assert pool.env()["GPT_OSS_RESPONSE_STORE_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == "gpt-oss-redis"
+    llm_d = render(files["values-llm-d.yaml"])
+    assert llm_d.picker_deployment is None
+    assert llm_d.one("InferencePool")["spec"]["endpointPickerRef"]["name"] == "gpt-oss-epp"
+    # the KV-event flags reach vLLM unchanged, after the chart's own flags
+    (config,) = llm_d.flag_values("--kv-events-config")
+    assert json.loads(config)["enable_kv_cache_events"] is True
+    assert "$(POD_IP)" in config and "POD_IP" in llm_d.env()
+
+
+def test_chart_readme_lists_the_scale_out_values(chart):
+    readme = (CHART_DIR / "README.md").read_text()
+    leaves = [path for path, _ in _schema_leaves(chart.schema, chart.values)
+              if path.startswith(("inferencePool.", "responseStore."))]
+    assert leaves
+    missing = [path for path in leaves if f"`{path}`" not in readme]
+    assert not missing, f"helm/gpt-oss-server/README.md does not mention {missing}"
