@@ -22,6 +22,7 @@ from server.events import EndReason, Event, Finish
 from server.generation import Generation
 from server.harmony.decode import ChoiceDecoder
 from server.harmony.encoding import Harmony
+from server.harmony.raw import RawDecoder
 from server.harmony.render import render_conversation
 from server.limits import check_plan
 from server.plan import Plan
@@ -34,12 +35,21 @@ class Job:
 
     id: str  # the surface's response id; engine requests are ``{id}-{choice}``
     model: str
-    prompt: list[int]
-    n: int
+    prompts: list[list[int]]  # one, or a raw Completions batch
+    n: int  # choices per prompt: choice c continues prompts[c // n]
     options: SamplingOptions
     stop: list[str]
     tools: list[str]  # declared function names (the decoder's quirk tolerance)
     started: float
+    raw: bool = False  # decode as plain text, not Harmony
+
+    @property
+    def prompt(self) -> list[int]:
+        return self.prompts[0]
+
+    @property
+    def choices(self) -> int:
+        return len(self.prompts) * self.n
 
 
 class Pipeline:
@@ -49,16 +59,20 @@ class Pipeline:
         self.engine = engine
         self.active: dict[str, Generation] = {}  # engine request id -> generation in flight
 
-    def checked_prompt(self, plan: Plan) -> tuple[list[int], dict[int, float]]:
-        """The prompt tokens (and parsed logit bias) of a plan that passed every check but the
+    def checked_prompts(self, plan: Plan) -> tuple[list[list[int]], dict[int, float]]:
+        """The prompts' tokens (and parsed logit bias) of a plan that passed every check but the
         context length: the one path of generation and of counting tokens."""
         if plan.model not in self.settings.served_model_name:
             raise ModelNotFoundError(f"the model '{plan.model}' does not exist", param="model")
         logit_bias = check_plan(plan, self.settings, self.engine.vocab_size)
-        if plan.prompt is not None:
-            return plan.prompt, logit_bias
-        return render_conversation(self.harmony, plan.conversation,
-                                   self.settings.harmony_date), logit_bias
+        if plan.prompts is not None:
+            return plan.prompts, logit_bias
+        return [render_conversation(self.harmony, plan.conversation,
+                                    self.settings.harmony_date)], logit_bias
+
+    def checked_prompt(self, plan: Plan) -> tuple[list[int], dict[int, float]]:
+        prompts, logit_bias = self.checked_prompts(plan)
+        return prompts[0], logit_bias
 
     def check_prompt(self, prompt: list[int], param: str) -> int:
         """Raise unless the prompt fits the context and the vocabulary; return tokens left."""
@@ -74,8 +88,9 @@ class Pipeline:
         return limit - len(prompt)
 
     def prepare(self, plan: Plan, job_id: str, api_key: str | None = None) -> Job:
-        prompt, logit_bias = self.checked_prompt(plan)
-        room = self.check_prompt(prompt, plan.input_param)
+        prompts, logit_bias = self.checked_prompts(plan)
+        # a batch shares one max_tokens: the room of its longest prompt
+        room = min(self.check_prompt(prompt, plan.input_param) for prompt in prompts)
         s = plan.sampling
         options = SamplingOptions(
             # max_tokens beyond the context is capped to what fits (finish reason: length)
@@ -92,8 +107,9 @@ class Pipeline:
             cache_salt=self._cache_salt(api_key),
         )
         tools = [t.name for t in plan.conversation.tools] if plan.conversation else []
-        return Job(id=job_id, model=plan.model, prompt=prompt, n=plan.n, options=options,
-                   stop=plan.stop, tools=tools, started=time.monotonic())
+        return Job(id=job_id, model=plan.model, prompts=prompts, n=plan.n, options=options,
+                   stop=plan.stop, tools=tools, started=time.monotonic(),
+                   raw=plan.conversation is None)
 
     def _cache_salt(self, api_key: str | None) -> str | None:
         if not (self.settings.cache_salt_per_key and api_key):
@@ -103,7 +119,7 @@ class Pipeline:
     async def events(self, job: Job) -> AsyncIterator[list[Event]]:
         """Batches of events of all choices, interleaved as they are generated."""
         deadline = job.started + self.settings.request_timeout
-        if job.n == 1:
+        if job.choices == 1:
             async for batch in self._choice(job, 0, deadline):
                 yield batch
             return
@@ -118,9 +134,9 @@ class Pipeline:
                 return
             await queue.put(None)
 
-        tasks = [asyncio.create_task(pump(i)) for i in range(job.n)]
+        tasks = [asyncio.create_task(pump(i)) for i in range(job.choices)]
         try:
-            remaining = job.n
+            remaining = job.choices
             while remaining:
                 item = await queue.get()
                 if item is None:
@@ -136,7 +152,8 @@ class Pipeline:
 
     async def _choice(self, job: Job, choice: int, deadline: float) -> AsyncIterator[list[Event]]:
         request = _generation_request(job, choice)
-        decoder = ChoiceDecoder(self.harmony, choice, job.tools)
+        decoder = (RawDecoder(self.harmony, choice) if job.raw
+                   else ChoiceDecoder(self.harmony, choice, job.tools))
         stopper = StopMatcher(job.stop) if job.stop else None
         interval = self.settings.stream_interval
         generation = Generation(job.started, deadline, self.settings.stream_idle_timeout)
@@ -171,10 +188,10 @@ class Pipeline:
             await stream.aclose()  # before the engine finished: this aborts the request
             generation.observe_timing()
         tail: list[Event] = []
-        decoder.finish(reason, len(job.prompt), tail, stop)
+        decoder.finish(reason, len(request.prompt_token_ids), tail, stop)
         if stopper is not None and stop is None:
             apply_stop(stopper, tail)  # releases held-back text before its item ends
-        _count(tail[-1], choice)
+        _count(tail[-1], first_of_its_prompt=choice % job.n == 0)
         yield [*pending, *tail]
 
     def reap(self) -> None:
@@ -194,13 +211,13 @@ def _generation_request(job: Job, choice: int) -> GenerationRequest:
     options = job.options
     if options.seed is not None and choice:  # distinct but reproducible choices
         options = replace(options, seed=options.seed + choice)
-    return GenerationRequest(f"{job.id}-{choice}", job.prompt, options)
+    return GenerationRequest(f"{job.id}-{choice}", job.prompts[choice // job.n], options)
 
 
-def _count(finish: Finish, choice: int) -> None:
+def _count(finish: Finish, first_of_its_prompt: bool) -> None:
     if finish.reason is EndReason.MALFORMED:
         metrics.HARMONY_PARSE_ERRORS.inc()
-    if choice == 0:
+    if first_of_its_prompt:
         metrics.PROMPT_TOKENS.inc(finish.usage.prompt_tokens)
     metrics.COMPLETION_TOKENS.inc(finish.usage.completion_tokens)
     metrics.REASONING_TOKENS.inc(finish.usage.reasoning_tokens)

@@ -96,12 +96,13 @@ class Sampling:
 
 @dataclass(slots=True)
 class Plan:
-    """One request, surface-neutral. ``conversation`` is rendered with Harmony; a raw
-    ``prompt`` (token ids, raw Completions) is generated as is and decoded without Harmony."""
+    """One request, surface-neutral. ``conversation`` is rendered with Harmony; raw
+    ``prompts`` (token ids, raw Completions: one or a batch) are generated as they are and
+    decoded without Harmony. ``n`` choices are generated for each prompt."""
 
     model: str
     conversation: Conversation | None = None
-    prompt: list[int] | None = None
+    prompts: list[list[int]] | None = None
     sampling: Sampling = field(default_factory=Sampling)
     n: int = 1
     stop: list[str] = field(default_factory=list)

@@ -57,7 +57,7 @@ async def respond(request: Request, exchange: Exchange) -> Response:
     if state.settings.log_prompts:  # off by default: prompts and outputs are user data
         log.info("prompt", extra={"response_id": job.id,
                                   "prompt": state.harmony.decode_text(job.prompt)})
-    scope_state["prompt_tokens"] = len(job.prompt)
+    scope_state["prompt_tokens"] = sum(len(prompt) for prompt in job.prompts)
     cleanup = contextlib.AsyncExitStack()
     async with cleanup:
         await cleanup.enter_async_context(state.lifecycle.admit())

@@ -17,12 +17,14 @@ from server.errors import (
     ServiceUnavailableError,
 )
 from server.respond import respond
+from server.schemas import completions as completions_request
 from server.schemas.chat_request import CompletionCreateParams
 from server.schemas.chat_response import ChatCompletion, ChatCompletionChunk, Model, ModelList
 from server.schemas.responses import ResponseCreateParams
 from server.schemas.tokenize import TokenizeRequest, TokenizeResponse
 from server.store import StoreUnavailableError, owner_of
 from server.surfaces import chat
+from server.surfaces.completions import CompletionsExchange
 from server.surfaces.responses import ResponsesExchange
 
 log = logging.getLogger(__name__)
@@ -94,6 +96,13 @@ def log_unknown_fields(body) -> None:
 async def chat_completions(body: CompletionCreateParams, request: Request):
     log_unknown_fields(body)
     return await respond(request, chat.ChatExchange(body, request.app.state.settings))
+
+
+@router.post("/v1/completions")
+async def completions(body: completions_request.CompletionCreateParams, request: Request):
+    log_unknown_fields(body)
+    state = request.app.state
+    return await respond(request, CompletionsExchange(body, state.settings, state.harmony))
 
 
 # -- Responses API ----------------------------------------------------------------------------

@@ -216,7 +216,7 @@ class ChatExchange:
         head = {"id": self.id, "object": "chat.completion.chunk", "created": self.created,
                 "model": job.model}
         started: set[int] = set()
-        calls = [0] * job.n  # tool calls started per choice
+        calls = [0] * job.choices  # tool calls started per choice
         async for batch in batches:
             out = []
             for event in coalesce(batch):
@@ -244,7 +244,7 @@ class ChatExchange:
 
     async def collect(self, job: Job, batches: AsyncIterator[list[Event]]) -> dict:
         """The ChatCompletion object: a fold over the same events a stream is built from."""
-        choices = [_Message() for _ in range(job.n)]
+        choices = [_Message() for _ in range(job.choices)]
         async for batch in batches:
             for event in batch:
                 message = choices[event.choice]
