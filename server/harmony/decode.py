@@ -100,11 +100,13 @@ class ChoiceDecoder:
                 self.failed = True
                 return
             if self._delta is not None:  # inside a message body
-                if token in self._message_ends:
+                if token in self._message_ends or token == self._special.message:
                     out.append(ItemEnd(self._choice, self.open_item))
                     self.open_item, self._delta = None, None
+                    if token == self._special.message:  # tolerated: a new message, same header
+                        self._open(out)
                     continue
-                if token >= self._special.first:  # <|start|>, <|message|>... inside a body
+                if token >= self._special.first:  # <|start|>, <|channel|>... inside a body
                     log.warning("malformed Harmony output (choice %d): control token %d inside "
                                 "a message", self._choice, token)
                     self.failed = True

@@ -125,3 +125,12 @@ def test_stop_matcher_holds_back_possible_prefixes():
     m = StopMatcher(["END"])
     assert m.feed("E") == ("", None)
     assert m.flush() == "E"
+
+
+def test_a_repeated_message_token_starts_a_new_item_with_the_same_header(harmony):
+    """Random-weight models emit <|message|> again inside a body (the engine tests hold their
+    streams open that way): tolerated as a new message, not as malformed output."""
+    events = _decode(harmony, "<|channel|>final<|message|>one<|message|>two<|return|>")
+    finish = assert_well_formed(events)
+    assert [e.text for e in events if isinstance(e, ContentDelta)] == ["one", "two"]
+    assert finish.reason is EndReason.TURN_END
