@@ -219,15 +219,19 @@ def redis_store(url: str, **bounds) -> RedisStore:
 
 
 async def test_redis_bookkeeping_matches_the_records(redis_server, redis_url):
-    """After puts, re-puts, evictions, deletes and expiry, the index holds exactly the live
-    records and the byte total is their size: no put or eviction was half done."""
+    """After concurrent puts, re-puts, evictions and deletes from two stores, and expiry, the
+    index holds exactly the live records and the byte total is their size: nothing was half
+    done."""
     store = redis_store(redis_url, max_count=5, max_bytes=6000, ttl=60)
     short = redis_store(redis_url, max_count=5, max_bytes=6000, ttl=0.2)
     try:
         await short.put(OWNER_B, "resp_brief", record("resp_brief"))
-        for n in range(12):
-            await store.put(OWNER_A if n % 2 else OWNER_B, f"resp_{n % 8}",
-                            record(f"resp_{n % 8}", pad=(n * 397) % 1500))
+        other = redis_store(redis_url, max_count=5, max_bytes=6000, ttl=60)  # a second replica
+        await asyncio.gather(*[  # interleaved puts, re-puts and deletes from both
+            (store if n % 3 else other).put(OWNER_A if n % 2 else OWNER_B, f"resp_{n % 8}",
+                                            record(f"resp_{n % 8}", pad=(n * 397) % 1500))
+            for n in range(40)], *[other.delete(OWNER_A, f"resp_{n}") for n in range(8)])
+        await other.close()
         await store.delete(OWNER_A, "resp_7")
         await store.put(OWNER_A, "resp_x", record("resp_x", pad=100))
         client = redis_server.client()
