@@ -26,6 +26,7 @@ from server.errors import (
     MethodNotAllowedError,
     NotFoundError,
     ServerError,
+    error_body,
 )
 from server.harmony.encoding import Harmony, load_harmony
 from server.lifecycle import Lifecycle
@@ -40,8 +41,10 @@ log = logging.getLogger(__name__)
 ENGINE_POLL_SECONDS = 0.5
 
 
-def _error_response(error: APIError) -> JSONResponse:
-    return JSONResponse(error.body(), status_code=error.status, headers=error.headers)
+def _error_response(error: APIError, request: Request) -> JSONResponse:
+    """The error in the envelope of the surface that owns the route (OpenAI's or Anthropic's)."""
+    return JSONResponse(error_body(error, request.url.path), status_code=error.status,
+                        headers=error.headers)
 
 
 # Tags pydantic inserts into error paths for our discriminated unions ("messages.0.user").
@@ -74,11 +77,11 @@ def _validation_error(exc: RequestValidationError) -> InvalidRequestError:
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(APIError)
     async def api_error(request: Request, exc: APIError) -> JSONResponse:
-        return _error_response(exc)
+        return _error_response(exc, request)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return _error_response(_validation_error(exc))
+        return _error_response(_validation_error(exc), request)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -89,7 +92,7 @@ def _install_error_handlers(app: FastAPI) -> None:
         else:
             error = InvalidRequestError(str(exc.detail))
             error.status = exc.status_code
-        return _error_response(error)
+        return _error_response(error, request)
 
     @app.exception_handler(ClientDisconnected)
     async def client_gone(request: Request, exc: ClientDisconnected) -> JSONResponse:
@@ -99,7 +102,7 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error")
-        return _error_response(ServerError("internal server error"))
+        return _error_response(ServerError("internal server error"), request)
 
 
 async def _run_engine(engine: Engine, lifecycle: Lifecycle) -> None:

@@ -38,9 +38,15 @@ class ContextLengthExceededError(InvalidRequestError):
 
 
 class AuthenticationError(APIError):
+    """401 with ``WWW-Authenticate: Bearer`` (RFC 6750): the scheme the key goes in."""
+
     status = 401
     type = "invalid_request_error"
     code = "invalid_api_key"
+
+    def __init__(self, message: str, **kwargs) -> None:
+        super().__init__(message, **kwargs)
+        self.headers = {"WWW-Authenticate": "Bearer", **self.headers}
 
 
 class NotFoundError(APIError):
@@ -80,3 +86,27 @@ class ServiceUnavailableError(APIError):
 class RequestTimeoutError(APIError):
     status = 504
     code = "timeout"
+
+
+# -- Anthropic's envelope (on /v1/messages routes) ---------------------------------------------
+
+_ANTHROPIC_TYPES = {400: "invalid_request_error", 401: "authentication_error",
+                    403: "permission_error", 404: "not_found_error", 413: "request_too_large",
+                    429: "rate_limit_error", 503: "overloaded_error", 529: "overloaded_error"}
+ANTHROPIC_PREFIX = "/v1/messages"
+
+
+def anthropic_body(error: APIError) -> dict:
+    """``{"type": "error", "error": {"type", "message"}}`` with Anthropic's error types."""
+    kind = _ANTHROPIC_TYPES.get(error.status,
+                                "api_error" if error.status >= 500 else "invalid_request_error")
+    return {"type": "error", "error": {"type": kind, "message": error.message}}
+
+
+def is_anthropic(path: str) -> bool:
+    return path == ANTHROPIC_PREFIX or path.startswith(ANTHROPIC_PREFIX + "/")
+
+
+def error_body(error: APIError, path: str) -> dict:
+    """The error envelope of the surface that owns ``path``: Anthropic's or OpenAI's."""
+    return anthropic_body(error) if is_anthropic(path) else error.body()

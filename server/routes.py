@@ -20,11 +20,13 @@ from server.respond import respond
 from server.schemas import completions as completions_request
 from server.schemas.chat_request import CompletionCreateParams
 from server.schemas.chat_response import ChatCompletion, ChatCompletionChunk, Model, ModelList
+from server.schemas.messages import MessageCountTokensParams, MessageCreateParams
 from server.schemas.responses import ResponseCreateParams
 from server.schemas.tokenize import TokenizeRequest, TokenizeResponse
 from server.store import StoreUnavailableError, owner_of
 from server.surfaces import chat
 from server.surfaces.completions import CompletionsExchange
+from server.surfaces.messages import MessagesExchange, count_plan
 from server.surfaces.responses import ResponsesExchange
 
 log = logging.getLogger(__name__)
@@ -103,6 +105,22 @@ async def completions(body: completions_request.CompletionCreateParams, request:
     log_unknown_fields(body)
     state = request.app.state
     return await respond(request, CompletionsExchange(body, state.settings, state.harmony))
+
+
+# -- Anthropic Messages ---------------------------------------------------------------------------
+
+@router.post("/v1/messages")
+async def create_message(body: MessageCreateParams, request: Request):
+    log_unknown_fields(body)
+    return await respond(request, MessagesExchange(body, request.app.state.settings))
+
+
+@router.post("/v1/messages/count_tokens")
+async def count_message_tokens(body: MessageCountTokensParams, request: Request) -> JSONResponse:
+    state = request.app.state
+    state.lifecycle.refuse_unless_serving()
+    tokens, _ = state.pipeline.checked_prompt(count_plan(body, state.settings))
+    return JSONResponse({"input_tokens": len(tokens)})
 
 
 # -- Responses API ----------------------------------------------------------------------------
