@@ -63,7 +63,24 @@ RESPONSES = Surface(
     lambda tail: b"event: response.completed" in tail or b"event: response.incomplete" in tail,
     _last_int(rb'"output_tokens":(\d+)'))
 
-SURFACES = [CHAT, RESPONSES]
+MESSAGES = Surface(
+    "messages", "/v1/messages",
+    lambda model, n: {"model": model, "max_tokens": n, "stream": True,
+                      "thinking": {"type": "enabled", "budget_tokens": 2048},
+                      "messages": [{"role": "user", "content": PROMPT}]},
+    lambda line: b'"content_block_delta"' in line,
+    lambda tail: b"event: message_stop" in tail,
+    _last_int(rb'"output_tokens":(\d+)'))
+
+COMPLETIONS = Surface(
+    "completions", "/v1/completions",
+    lambda model, n: {"model": model, "max_tokens": n, "stream": True, "prompt": PROMPT,
+                      "stream_options": {"include_usage": True}},
+    lambda line: b'"text":"' in line and b'"text":""' not in line,
+    lambda tail: b"data: [DONE]" in tail,
+    _last_int(rb'"completion_tokens":(\d+)'))
+
+SURFACES = [CHAT, RESPONSES, MESSAGES, COMPLETIONS]
 
 
 def part_surfaces(args, work, start_server, run_batch, write_script) -> list[dict]:

@@ -1,5 +1,11 @@
 """The edge of every request, as plain ASGI: request id, body limit, auth, metrics, access log.
 
+A POST body is read as JSON whatever its ``Content-Type`` says (``json_content_type``): every
+endpoint here takes JSON and nothing else, and ``curl -d '{...}'`` without ``-H
+'content-type: application/json'`` sends ``application/x-www-form-urlencoded``; refusing a body
+that is JSON for its label costs newcomers time and helps nobody. A body that is not JSON is
+still refused, as not valid JSON.
+
 Auth is decided on the raw path before routing: only the exact paths ``/health``, ``/ready``
 (and ``/metrics`` unless protected) are open, so no variant (``//v1/...``, ``%2F``, case,
 trailing slash) reaches a protected handler without a key. Keys are compared as SHA-256
@@ -27,6 +33,8 @@ from server.errors import (
     InvalidRequestError,
     PayloadTooLargeError,
     ServerError,
+    error_body,
+    is_anthropic,
 )
 
 log = logging.getLogger("server.access")
@@ -49,11 +57,15 @@ class KeyChecker:
     def enabled(self) -> bool:
         return bool(self._digests)
 
-    def check(self, authorization: bytes | None) -> str | None:
-        """The matching key (for per-key cache salts), or None."""
-        if not authorization or not authorization[:7].lower() == b"bearer ":
+    def check(self, authorization: bytes | None, x_api_key: bytes | None = None) -> str | None:
+        """The matching key (for per-key cache salts), or None. The key comes as
+        ``Authorization: Bearer KEY`` (OpenAI's clients) or ``x-api-key: KEY`` (Anthropic's)."""
+        if authorization and authorization[:7].lower() == b"bearer ":
+            sent = authorization[7:].strip()
+        elif x_api_key:
+            sent = x_api_key.strip()
+        else:
             return None
-        sent = authorization[7:].strip()
         digest = _digest(sent)
         matched = False
         for known in self._digests:  # no early exit: time does not tell which key matched
@@ -61,10 +73,17 @@ class KeyChecker:
         return sent.decode("latin-1") if matched else None
 
 
-async def send_error(send, error: APIError, request_id: str) -> None:
-    body = orjson.dumps(error.body())
+def id_headers(path: str, request_id: str) -> list[tuple[bytes, bytes]]:
+    """``x-request-id`` on every response; Anthropic's clients read ``request-id``."""
+    headers = [(b"x-request-id", request_id.encode())]
+    return headers + [(b"request-id", request_id.encode())] if is_anthropic(path) else headers
+
+
+async def send_error(send, error: APIError, request_id: str, path: str) -> None:
+    """The error in the envelope of the surface that owns ``path``."""
+    body = orjson.dumps(error_body(error, path))
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-               (b"x-request-id", request_id.encode())]
+               *id_headers(path, request_id)]
     headers += [(k.lower().encode(), v.encode()) for k, v in error.headers.items()]
     await send({"type": "http.response.start", "status": error.status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
@@ -96,28 +115,29 @@ class EdgeMiddleware:
             if message["type"] == "http.response.start":
                 status, responded = message["status"], True
                 message["headers"] = [*message.get("headers", []),
-                                      (b"x-request-id", request_id.encode())]
+                                      *id_headers(scope["path"], request_id)]
             await send(message)
 
         try:
             error = self._refusal(scope, headers)
             if error is not None:
-                await send_error(send, error, request_id)
+                await send_error(send, error, request_id, scope["path"])
                 status = error.status
                 return
             body = await self._read_body(receive)
-            error = (PayloadTooLargeError(f"the request body exceeds {self.max_body} bytes")
-                     if body is None else lone_surrogate_error(body))
+            error = (self._too_large() if body is None else lone_surrogate_error(body))
             if error is not None:
-                await send_error(send, error, request_id)
+                await send_error(send, error, request_id, scope["path"])
                 status = error.status
                 return
+            json_content_type(scope, body)
             try:
                 await self.app(scope, self._replay(body, receive), send_with_id)
             except Exception:  # a bug: answer in the envelope, keep the connection usable
                 app_log.exception("unhandled error", extra={"request_id": request_id})
                 if not responded:  # else a stream was under way: it just ends here
-                    await send_error(send, ServerError("internal server error"), request_id)
+                    await send_error(send, ServerError("internal server error"), request_id,
+                                     scope["path"])
                     status = 500
         finally:
             self._record(scope, status, started, request_id)
@@ -126,16 +146,21 @@ class EdgeMiddleware:
         raw_path = scope.get("raw_path") or scope["path"].encode()
         raw_path = raw_path.split(b"?", 1)[0]
         if self.keys.enabled and raw_path not in self.open_paths:
-            key = self.keys.check(headers.get(b"authorization"))
+            key = self.keys.check(headers.get(b"authorization"), headers.get(b"x-api-key"))
             if key is None:
                 metrics.AUTH_FAILURES.inc()
                 return AuthenticationError(
-                    "missing or invalid API key: send 'Authorization: Bearer <key>'")
+                    "missing or invalid API key: send 'Authorization: Bearer <key>'"
+                    + (" or 'x-api-key: <key>'" if is_anthropic(scope["path"]) else ""))
             scope["state"]["api_key"] = key
         length = headers.get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.max_body:
-            return PayloadTooLargeError(f"the request body exceeds {self.max_body} bytes")
+            return self._too_large()
         return None
+
+    def _too_large(self) -> PayloadTooLargeError:
+        return PayloadTooLargeError(f"the request body exceeds the limit of {self.max_body} "
+                                    "bytes (--max-request-bytes)")
 
     async def _read_body(self, receive) -> bytes | None:
         """The whole body, or None once it passes the limit (chunked uploads included)."""
@@ -173,12 +198,30 @@ class EdgeMiddleware:
         metrics.REQUESTS.labels(route_path, str(status)).inc()
         metrics.REQUEST_LATENCY.labels(route_path).observe(elapsed)
         state = scope["state"]
-        # Probes and scrapes arrive every few seconds: keep them out of the info-level log.
-        level = logging.DEBUG if route_path in _QUIET_ROUTES and status < 400 else logging.INFO
+        # Probes and scrapes arrive every few seconds: keep them out of the info-level log, the
+        # 503s of loading and draining too (server.lifecycle logs each change of state once).
+        quiet = route_path in _QUIET_ROUTES and (status < 400 or status == 503)
+        level = logging.DEBUG if quiet else logging.INFO
         log.log(level, "request", extra={
             "request_id": request_id, "method": scope["method"], "route": route_path,
             "status": status, "duration_ms": round(elapsed * 1000, 2),
             **{k: state[k] for k in ("prompt_tokens", "completion_tokens") if k in state}})
+
+
+def json_content_type(scope, body: bytes) -> None:
+    """Label a POST body as JSON for the app when the client labelled it otherwise (see the
+    module's docstring); the first content-type header is the one that counts."""
+    if scope["method"] != "POST" or not body:
+        return
+    headers = list(scope["headers"])
+    for index, (name, value) in enumerate(headers):
+        if name.lower() == b"content-type":
+            if b"json" not in value.lower():
+                headers[index] = (b"content-type", b"application/json")
+                scope["headers"] = headers
+                app_log.debug("a %s body is read as JSON", value.decode("latin-1"),
+                              extra={"request_id": scope["state"]["request_id"]})
+            return
 
 
 def lone_surrogate_error(body: bytes) -> InvalidRequestError | None:

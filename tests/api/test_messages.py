@@ -228,3 +228,44 @@ def test_loading_and_overload_are_overloaded_errors(serve):
     assert raised.value.status_code == 503
     assert raised.value.body["error"]["type"] == "overloaded_error"
     loaded.set()
+
+
+def test_auth_with_x_api_key_or_bearer_and_edge_errors_in_anthropic_envelope(serve):
+    server = serve(api_key=["sk-a"], max_request_bytes=4096)
+    assert client_of(server).messages.create(model=MODEL, max_tokens=5, messages=HI).usage
+    bearer = anthropic.Anthropic(base_url=server.url, auth_token="sk-a", max_retries=0)
+    assert bearer.messages.count_tokens(model=MODEL, messages=HI).input_tokens > 0
+    for key in ("wrong", None):
+        headers = {"x-api-key": key} if key else {}
+        response = httpx.post(server.url + "/v1/messages", headers=headers,
+                              json={"model": MODEL, "max_tokens": 5, "messages": HI})
+        assert response.status_code == 401
+        assert response.json()["error"]["type"] == "authentication_error"
+        assert response.headers["request-id"] == response.headers["x-request-id"]
+    with pytest.raises(anthropic.AuthenticationError):
+        anthropic.Anthropic(base_url=server.url, api_key="wrong", max_retries=0) \
+            .messages.create(model=MODEL, max_tokens=5, messages=HI)
+    big = httpx.post(server.url + "/v1/messages", headers={"x-api-key": "sk-a"},
+                     json={"model": MODEL, "max_tokens": 5,
+                           "messages": [{"role": "user", "content": "x" * 5000}]})
+    assert big.status_code == 413 and big.json()["error"]["type"] == "request_too_large"
+    # OpenAI's routes keep OpenAI's envelope, and take the same key either way
+    openai_route = httpx.post(server.url + "/v1/chat/completions", headers={"x-api-key": "no"},
+                              json={"model": MODEL, "messages": HI})
+    assert openai_route.status_code == 401 and openai_route.json()["error"]["code"]
+
+
+def test_overload_is_an_overloaded_error(serve):
+    server = serve([COMPLETIONS["long"]], token_delay=0.05, max_concurrent_requests=1,
+                   max_queued_requests=0)
+    held = server.open_request({"model": MODEL, "max_tokens": 500, "messages": HI,
+                                "stream": True}, path="/v1/messages")
+    try:
+        from tests.conftest import wait_for
+        wait_for(lambda: server.engine.calls, what="the first request to reach the engine")
+        with pytest.raises(anthropic.APIStatusError) as raised:
+            client_of(server).messages.create(model=MODEL, max_tokens=5, messages=HI)
+        assert raised.value.status_code == 503
+        assert raised.value.body["error"]["type"] == "overloaded_error"
+    finally:
+        held.close()

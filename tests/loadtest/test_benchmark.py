@@ -26,13 +26,15 @@ def test_quick_benchmark_writes_table_and_chart(tmp_path):
         cells = [c.strip(" *") for c in line.strip("|").split("|")]
         assert cells[4] == "0"  # failures
         assert float(cells[7]) > 0  # us CPU per token
-    surfaces = {cells[0]: cells for line in md.splitlines() if line.startswith(("| chat |", "| responses |"))
+    names = ("chat", "responses", "messages", "completions")
+    surfaces = {cells[0]: cells for line in md.splitlines()
+                if line.startswith(tuple(f"| {name} |" for name in names))
                 for cells in [[c.strip(" *`") for c in line.strip("|").split("|")]]}
-    assert set(surfaces) == {"chat", "responses"}
+    assert set(surfaces) == set(names)
     for cells in surfaces.values():
         assert cells[3] == "0" and float(cells[4]) > 0  # no failures; us CPU per token
     assert surfaces["chat"][5] == "1.0x"
-    assert "- responses stream:" in md
+    assert all(f"- {name} stream:" in md for name in names[1:])
     png = (tmp_path / "benchmark.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
     assert (tmp_path / "benchmark.json").exists()
