@@ -15,6 +15,8 @@ import logging
 import time
 from collections.abc import AsyncIterator
 
+import orjson
+
 from server import plan as p
 from server.config import Settings
 from server.errors import APIError, InvalidRequestError, ServerError
@@ -215,6 +217,7 @@ class _Fold:
         self.output: list[dict] = []
         self.texts: list[list[str]] = []
         self.frames: list[bytes] = []
+        self.delta_frames: list[tuple[bytes, bytes, bytes]] = []  # per item, see _delta
         self.sequence = 0
         self.finish: Finish | None = None
         self.error: APIError | None = None
@@ -233,13 +236,8 @@ class _Fold:
     def feed(self, batch: list[Event]) -> None:
         for event in coalesce(batch):
             kind = type(event)
-            if kind is ContentDelta:
-                self._delta(event, "response.output_text.delta", {"content_index": 0,
-                                                                  "logprobs": []})
-            elif kind is ReasoningDelta:
-                self._delta(event, "response.reasoning_text.delta", {"content_index": 0})
-            elif kind is ArgumentsDelta:
-                self._delta(event, "response.function_call_arguments.delta", {})
+            if kind is ContentDelta or kind is ReasoningDelta or kind is ArgumentsDelta:
+                self._delta(event)
             elif kind is ItemStart:
                 self._start(event)
             elif kind is ItemEnd:
@@ -248,11 +246,14 @@ class _Fold:
                 self.finish = event
                 self.exchange.usages.append(event.usage)
 
-    def _delta(self, event, kind: str, extra: dict) -> None:
+    def _delta(self, event) -> None:
+        """The hot path: the delta event's frame from bytes made once per item."""
         self.texts[event.item].append(event.text)
         if self.streaming:
-            self.frame(kind, {"item_id": self.output[event.item]["id"],
-                              "output_index": event.item, "delta": event.text, **extra})
+            head, middle, tail = self.delta_frames[event.item]
+            self.frames.append(b"".join((head, str(self.sequence).encode(), middle,
+                                         orjson.dumps(event.text), tail)))
+            self.sequence += 1
 
     def _start(self, event: ItemStart) -> None:
         if event.kind is ItemKind.TOOL_CALL:
@@ -267,6 +268,8 @@ class _Fold:
         self.output.append(item)
         self.texts.append([])
         index = len(self.output) - 1
+        if self.streaming:
+            self.delta_frames.append(_delta_frame_parts(item, index))
         self.frame("response.output_item.added", {"output_index": index, "item": dict(item)})
         part = _part(item, "")
         if part is not None:
@@ -314,6 +317,22 @@ class _Fold:
                                if status == "failed" else None)
         return self.exchange.response(status, self.output, finish.usage if finish else None,
                                       error)
+
+
+_DELTA_EVENTS = {"message": (b"response.output_text.delta", b',"content_index":0',
+                             b',"logprobs":[]}'),
+                 "reasoning": (b"response.reasoning_text.delta", b',"content_index":0', b"}"),
+                 "function_call": (b"response.function_call_arguments.delta", b"", b"}")}
+
+
+def _delta_frame_parts(item: dict, index: int) -> tuple[bytes, bytes, bytes]:
+    """An item's delta event as bytes around its sequence number and its text: the same
+    JSON the ``frame`` path writes, made once per item instead of once per delta."""
+    kind, content_index, end = _DELTA_EVENTS[item["type"]]
+    head = b"event: " + kind + b'\ndata: {"type":"' + kind + b'","sequence_number":'
+    middle = (b',"item_id":' + orjson.dumps(item["id"]) + b',"output_index":'
+              + str(index).encode() + content_index + b',"delta":')
+    return head, middle, end + b"\n\n"
 
 
 def _part(item: dict, text: str) -> dict | None:
