@@ -161,6 +161,7 @@ class Pipeline:
         stream = self.engine.generate(request)
         reason: str | None = None
         stop: str | None = None
+        cached = 0
         pending: list[Event] = []
         unsent = 0
         try:
@@ -172,6 +173,7 @@ class Pipeline:
                 decoder.feed(delta.token_ids, fresh)
                 unsent += len(delta.token_ids)
                 reason = delta.finish_reason
+                cached = delta.cached_tokens or cached
                 hit = apply_stop(stopper, fresh) if stopper is not None else None
                 pending += fresh
                 if hit is not None:
@@ -189,6 +191,9 @@ class Pipeline:
             generation.observe_timing()
         tail: list[Event] = []
         decoder.finish(reason, len(request.prompt_token_ids), tail, stop)
+        if cached:
+            finish = tail[-1]
+            tail[-1] = replace(finish, usage=replace(finish.usage, cached_tokens=cached))
         if stopper is not None and stop is None:
             apply_stop(stopper, tail)  # releases held-back text before its item ends
         _count(tail[-1], first_of_its_prompt=choice % job.n == 0)

@@ -49,6 +49,7 @@ class TokenDelta:
 
     token_ids: list[int]
     finish_reason: str | None = None
+    cached_tokens: int | None = None  # prompt tokens served from the prefix cache (if known)
 
 
 @dataclass(frozen=True, slots=True)

@@ -257,7 +257,8 @@ class VLLMEngine:
                 if output.finished:
                     finished = True
                     reason = _FINISH_REASONS.get(completion.finish_reason or "abort", "abort")
-                yield TokenDelta(list(completion.token_ids), reason)
+                yield TokenDelta(list(completion.token_ids), reason,
+                                 output.num_cached_tokens if finished else None)
                 if finished:
                     return
         except VLLMEngineDeadError as exc:

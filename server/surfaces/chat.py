@@ -163,10 +163,12 @@ def finish_reason(finish: Finish) -> str:
 
 def usage_dict(usages: list[Usage]) -> dict:
     prompt = usages[0].prompt_tokens if usages else 0
+    cached = max((u.cached_tokens for u in usages), default=0)
     completion = sum(u.completion_tokens for u in usages)
     reasoning = sum(u.reasoning_tokens for u in usages)
     return {"prompt_tokens": prompt, "completion_tokens": completion,
             "total_tokens": prompt + completion,
+            "prompt_tokens_details": {"cached_tokens": cached},
             "completion_tokens_details": {"reasoning_tokens": reasoning}}
 
 

@@ -103,7 +103,8 @@ class MessagesExchange:
                 "stop_sequence": finish.stop_string if finish else None,
                 "usage": {"input_tokens": prompt_tokens,
                           "output_tokens": usage.completion_tokens if usage else 0,
-                          "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}}
+                          "cache_creation_input_tokens": 0,
+                          "cache_read_input_tokens": usage.cached_tokens if usage else 0}}
 
     async def frames(self, job: Job, batches: AsyncIterator[list[Event]]) -> AsyncIterator[bytes]:
         fold = _Fold(self, streaming=True)
@@ -120,7 +121,8 @@ class MessagesExchange:
         fold.frame("message_delta", {
             "delta": {"stop_reason": _STOP_REASONS[finish.reason],
                       "stop_sequence": finish.stop_string},
-            "usage": {"output_tokens": finish.usage.completion_tokens}})
+            "usage": {"output_tokens": finish.usage.completion_tokens,
+                      "cache_read_input_tokens": finish.usage.cached_tokens}})
         fold.frame("message_stop", {})
         yield fold.take()
 
