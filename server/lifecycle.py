@@ -3,6 +3,11 @@
 ``/ready`` and ``/health`` read it; the chat route enters through ``admit``. A fatal condition
 (engine failed to load or died) calls ``on_fatal``, which makes the process exit non-zero so
 that Kubernetes restarts the pod.
+
+Each change of state is one line of the logger ``server.lifecycle`` whose ``state`` field
+is ``loading``, ``ready``, ``draining`` or ``dead`` (``__main__`` adds ``stopped``), so
+``kubectl logs`` tells the story: what loads, when it serves and with what context, why it
+stops.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ class Lifecycle:
         self.engine_dead = engine_dead
         self.last_progress = last_progress  # when a token last arrived (None: nothing runs)
         self.loaded = False
+        self.loading_since: float | None = None
         self.draining = False
         self.dead_reason: str | None = None
         self.in_flight = 0
@@ -37,13 +43,33 @@ class Lifecycle:
         self._idle = asyncio.Event()
         self._idle.set()
 
-    # -- health ---------------------------------------------------------------------------
+    # -- states ---------------------------------------------------------------------------
+    @property
+    def model(self) -> str:
+        return self.settings.served_model_name[0] if self.settings.served_model_name else "?"
+
+    def mark_loading(self) -> None:
+        self.loading_since = time.monotonic()
+        log.info("loading: %s on the %s engine; /ready answers 503 until it has loaded",
+                 self.model, self.settings.engine,
+                 extra={"state": "loading", "model": self.model, "engine": self.settings.engine})
+
+    def mark_ready(self, max_model_len: int) -> None:
+        took = time.monotonic() - (self.loading_since or time.monotonic())
+        self.loaded = True
+        log.info("ready: serving %s (max_model_len %d), loaded in %.1f s", self.model,
+                 max_model_len, took, extra={"state": "ready", "model": self.model,
+                                             "max_model_len": max_model_len,
+                                             "load_seconds": round(took, 2)})
+
     def fatal(self, reason: str) -> None:
         if self.dead_reason is None:
             self.dead_reason = reason
-            log.error("fatal: %s; the server will exit", reason)
+            log.error("fatal: %s; the server exits (status 1) so that it is restarted", reason,
+                      extra={"state": "dead", "reason": reason})
             self.on_fatal(reason)
 
+    # -- health ---------------------------------------------------------------------------
     def stalled_for(self) -> float:
         """Seconds with requests in flight and no token produced (0 when idle)."""
         last = self.last_progress()
@@ -112,8 +138,10 @@ class Lifecycle:
     async def drain(self) -> bool:
         """Refuse new work and wait for in-flight requests; True if all finished in time."""
         self.draining = True
-        log.info("draining: %d request(s) in flight, up to %.0fs",
-                 self.in_flight, self.settings.drain_timeout)
+        log.info("draining: %d request(s) in flight, given up to %g s to finish; new requests "
+                 "get 503", self.in_flight, self.settings.drain_timeout,
+                 extra={"state": "draining", "in_flight": self.in_flight,
+                        "drain_timeout": self.settings.drain_timeout})
         try:
             async with asyncio.timeout(self.settings.drain_timeout):
                 await self._idle.wait()
