@@ -73,7 +73,7 @@ def exit_now(code: int) -> NoReturn:
     2-3 s of CPU after the server had finished, on top of the drain timeout and engine shutdown
     (the SIGTERM contract allows 5 s for all of it). Nothing is left to clean up by then: the
     engine processes are gone (VLLMEngine.shutdown) and the OS frees the rest."""
-    atexit._run_exitfuncs()
+    atexit._run_exitfuncs()  # server.logs: the last lines of the engine processes, then flush
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
     os._exit(code)
@@ -81,7 +81,7 @@ def exit_now(code: int) -> NoReturn:
 
 def main(argv: list[str] | None = None) -> int:
     settings = parse_settings(argv)
-    configure_logging(settings.log_level, settings.api_key)
+    configure_logging(settings.log_level, settings.api_key, settings.log_format)
     try:
         harmony = load_harmony()
     except VocabularyError as exc:
@@ -105,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     server = Server(config, app)
     holder.append(server)
     server.run()
+    log.info("stopped: exit status %d", server.exit_code,
+             extra={"state": "stopped", "exit_status": server.exit_code})
     exit_now(server.exit_code)
 
 

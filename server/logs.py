@@ -1,20 +1,99 @@
-"""Structured JSON logs on stderr; secrets redacted wherever they might appear."""
+"""One log stream on stderr: ours, uvicorn's, Python warnings, and vLLM's from every process.
+
+- **Format.** ``--log-format json`` (one JSON object per line: ``time``, ``level``, ``logger``,
+  ``message``, then the record's fields such as ``request_id``; what Kubernetes log pipelines
+  parse) or ``text`` (the same fields, readable at a terminal); ``auto`` picks text when stderr
+  is a terminal and JSON otherwise.
+- **vLLM's processes.** vLLM logs from its engine processes (EngineCore, workers) with handlers
+  of its own, on stdout. ``engine_logging_config`` writes a logging config that vLLM applies in
+  each of them instead (its ``VLLM_LOGGING_CONFIG_PATH``): their records go, as JSON, to
+  stderr, which the server's process reads (``OutputCapture``) and writes through its own
+  handler, so filters, redaction and the chosen format apply to every line.
+- **Everything else.** What any process of ours writes to file descriptors 1 and 2 without
+  logging (C++ warnings, a dying child's traceback) is read by ``OutputCapture`` too and
+  becomes a record of the logger ``output``: no line on stderr is outside the format.
+- **Known noise.** The vLLM CPU build's harmless start-up warnings (``KNOWN_NOISE``, each with
+  why) are logged at debug level instead of their own: ``--log-level debug`` shows them.
+- **Names.** Secrets are redacted wherever they appear; the directory a built-in model was
+  expanded into is written as the model's name (``name_path``).
+"""
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import json
 import logging
+import os
 import re
 import sys
+import tempfile
+import threading
 import time
+from datetime import datetime
+from typing import Literal
 
 import orjson
 
-_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime",
+                                                                        "taskName"}
+_HIDDEN = {"color_message", "vllm_process_name"}  # uvicorn's ANSI copy; vLLM's process name
 _SECRET = re.compile(r"(?i)(bearer\s+|api[_-]?key[\"'=:\s]+|hf_)[A-Za-z0-9._~+/=-]{4,}")
+_WIRE_KEYS = {"time", "level", "logger", "message"}
+
+# What vLLM's CPU build says at every start that needs no action (README: "Logs"). Each entry:
+# (logger, start of the message, why it is harmless). Logged at debug level, not at their own.
+KNOWN_NOISE: list[tuple[str, str, str]] = [
+    ("vllm.triton_utils.importing", "Triton is installed, but doesn't include CPU backend",
+     "torch brings the GPU build of Triton; vLLM's CPU build runs its own CPU kernels instead"),
+    ("output", "Triton is installed, but doesn't include CPU backend",
+     "the same line from each engine process, printed before vLLM sets up its logging there"),
+    ("vllm.triton_utils.importing", "Triton is installed but 0 active driver(s)",
+     "the same: no GPU, so Triton has no driver and vLLM turns it off"),
+    ("vllm.triton_utils.importing", "Triton not installed or not compatible",
+     "the same, third time"),
+    ("vllm.platforms.cpu", "Triton is not installed. triton-cpu is expected",
+     "contradicts the lines above only in words: it means the triton-cpu fork, an optional "
+     "speed-up that vLLM's CPU build works without"),
+    ("vllm.config.vllm", "Model Runner V2 requires Triton",
+     "without Triton vLLM uses its V1 model runner, the one its CPU build is tested with"),
+    ("vllm.platforms.cpu", "Reset SSM cache type to float32",
+     "a setting for state-space (Mamba) layers; gpt-oss has none"),
+    ("vllm.v1.worker.cpu_worker", "libtcmalloc is not found in LD_PRELOAD",
+     "a performance hint for large CPU deployments; the CPU engine here serves tests and demos"),
+    ("vllm.v1.worker.cpu_worker", "libiomp is not found in LD_PRELOAD", "the same"),
+    ("py.warnings", "`torch.distributed.reduce_op` is deprecated",
+     "vLLM's Triton shim looks at every torch.distributed attribute, this deprecated one too"),
+    ("output", "Warning: NUMA binding: Using MEMBIND policy",
+     "vLLM's CPU worker binds its memory to its NUMA node, as intended (a C++ notice)"),
+    ("vllm.v1.engine.input_processor", "Passing raw prompts to InputProcessor is deprecated",
+     "vLLM's notice to in-process users: the server hands it token ids rendered by Harmony, "
+     "which is what its own renderer would produce"),
+    ("vllm.renderers.base", "Using None for EOS token id because tokenizer is not initialized",
+     "by design (no vLLM tokenizer): Harmony's stop tokens are passed as stop_token_ids"),
+    ("vllm.v1.utils", "[shutdown] Process manager: force killing remaining process",
+     "the server gives the engine 2 s to exit (engine/vllm.py: the SIGTERM contract); on CPU "
+     "its worker takes longer, and no request is left by then"),
+    ("vllm.utils.system_utils", "[shutdown] force killing sub process", "the same"),
+]
+
+_rewrites: list[tuple[str, str]] = []  # (text, replacement) in every message
+_handler: logging.Handler | None = None  # the server process's handler (None in vLLM's)
 
 
 def redact(text: str) -> str:
     return _SECRET.sub(lambda m: m.group(1) + "[REDACTED]", text)
+
+
+def name_path(path: str, name: str) -> None:
+    """Write ``path`` as ``name`` in every message (a built-in model's cache directory)."""
+    if path and path != name and (path, name) not in _rewrites:
+        _rewrites.append((path, name))
+
+
+def _timestamp(created: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created)) + \
+        f".{int(created % 1 * 1000):03d}Z"
 
 
 class JSONFormatter(logging.Formatter):
@@ -25,22 +104,87 @@ class JSONFormatter(logging.Formatter):
     def _clean(self, text: str) -> str:
         for secret in self._secrets:
             text = text.replace(secret, "[REDACTED]")
+        for path, name in _rewrites:
+            text = text.replace(path, name)
         return redact(text)
 
+    def fields(self, record: logging.LogRecord) -> dict:
+        entry = {"time": _timestamp(record.created), "level": record.levelname.lower(),
+                 "logger": record.name, "message": self._clean(record.getMessage())}
+        process = getattr(record, "vllm_process_name", None)
+        process = process if process and process != "MainProcess" else record.processName
+        if process and process != "MainProcess":
+            entry["process"] = process
+        entry.update({k: v for k, v in vars(record).items()
+                      if k not in _STANDARD and k not in _HIDDEN})
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            entry["exception"] = self._clean(record.exc_text)
+        return entry
+
     def format(self, record: logging.LogRecord) -> str:
-        entry = {"time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-                 + f".{int(record.msecs):03d}Z",
-                 "level": record.levelname.lower(), "logger": record.name,
-                 "message": self._clean(record.getMessage())}
-        entry.update({k: v for k, v in vars(record).items() if k not in _STANDARD})
-        if record.exc_info:
-            entry["exception"] = self._clean(self.formatException(record.exc_info))
-        return orjson.dumps(entry, default=str).decode()
+        return orjson.dumps(self.fields(record), default=str).decode()
 
 
-def configure_logging(level: str, secrets: list[str]) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JSONFormatter(secrets))
+class TextFormatter(JSONFormatter):
+    """The same fields, readable: ``time LEVEL logger: message key=value ...``. A message of
+    several lines (a traceback) repeats the prefix on each, so every line says what it is."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = self.fields(record)
+        prefix = f"{entry.pop('time')} {entry.pop('level').upper():<7} {entry.pop('logger')}: "
+        text = entry.pop("message")
+        exception = entry.pop("exception", None)
+        rest = " ".join(f"{k}={v}" for k, v in entry.items())
+        first, *more = text.split("\n") if text else [""]
+        lines = [f"{first} {rest}" if rest else first, *more]
+        if exception:
+            lines += exception.split("\n")
+        return "\n".join(prefix + line for line in lines)
+
+
+class KnownNoise(logging.Filter):
+    """Demote the KNOWN_NOISE records to debug; drop them below the handler's level."""
+
+    def __init__(self, level: int) -> None:
+        super().__init__()
+        self.level = level
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno > logging.DEBUG and self._known(record):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return record.levelno >= self.level
+
+    @staticmethod
+    def _known(record: logging.LogRecord) -> bool:
+        message = None
+        for logger, start, _ in KNOWN_NOISE:
+            if record.name == logger:
+                message = message if message is not None else record.getMessage()
+                if start in message:
+                    return True
+        return False
+
+
+def resolve_format(log_format: str, stream=None) -> Literal["json", "text"]:
+    if log_format in ("json", "text"):
+        return log_format  # type: ignore[return-value]
+    stream = stream or sys.stderr
+    return "text" if hasattr(stream, "isatty") and stream.isatty() else "json"
+
+
+def configure_logging(level: str, secrets: list[str], log_format: str = "auto",
+                      capture_output: bool = True) -> str:
+    """Log every record of this process through one handler on stderr; with ``capture_output``
+    also everything written to file descriptors 1 and 2 (see OutputCapture). Returns the
+    format used."""
+    global _handler
+    chosen = resolve_format(log_format)
+    stream = _own_stderr() if capture_output else sys.stderr
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(TextFormatter(secrets) if chosen == "text" else JSONFormatter(secrets))
+    handler.addFilter(KnownNoise(logging.getLevelName(level.upper())))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
@@ -49,3 +193,186 @@ def configure_logging(level: str, secrets: list[str]) -> None:
         logger.handlers[:] = []
         logger.propagate = True
     logging.getLogger("uvicorn.access").disabled = True  # our access log is server.access
+    logging.captureWarnings(True)
+    sys.excepthook = _log_uncaught
+    threading.excepthook = lambda args: _log_uncaught(args.exc_type, args.exc_value,
+                                                      args.exc_traceback)
+    _handler = handler
+    if capture_output:
+        capture = OutputCapture(handler)
+        capture.start()
+        atexit.register(capture.stop)
+    return chosen
+
+
+def _own_stderr():
+    """A stream on a copy of file descriptor 2, taken before OutputCapture redirects 2."""
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):
+        return sys.stderr
+    stream = open(os.dup(fd), "w", encoding="utf-8", errors="backslashreplace",  # noqa: SIM115
+                  buffering=1)
+    sys.stderr = stream  # Python-level writes (tracebacks at exit) keep reaching the terminal
+    return stream
+
+
+def _log_uncaught(exc_type, exc_value, exc_traceback) -> None:
+    if exc_type is not None and issubclass(exc_type, KeyboardInterrupt):
+        return
+    logging.getLogger("server").critical(
+        "uncaught exception", exc_info=(exc_type, exc_value, exc_traceback))
+
+
+# -- vLLM's processes -----------------------------------------------------------------------
+def engine_logging_config(level: str) -> str:
+    """Write the logging config vLLM applies in each of its processes; return its path."""
+    config = {
+        "version": 1, "disable_existing_loggers": False,
+        "handlers": {"server": {"()": "server.logs.engine_handler"}},
+        "root": {"handlers": ["server"], "level": level.upper()},
+        "loggers": {"vllm": {"handlers": [], "propagate": True}},
+    }
+    fd, path = tempfile.mkstemp(prefix="gpt-oss-server-vllm-logging-", suffix=".json")
+    with os.fdopen(fd, "w") as file:
+        json.dump(config, file)
+    atexit.register(_remove, path)
+    return path
+
+
+def _remove(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+
+
+def engine_handler() -> logging.Handler:
+    """The handler vLLM's logging config names. In the server's process: its own handler. In
+    vLLM's engine processes: JSON on stderr, which the server's OutputCapture reads back."""
+    if _handler is not None:
+        return _handler
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JSONFormatter())
+    logging.captureWarnings(True)
+    return handler
+
+
+# -- everything written to file descriptors 1 and 2 -----------------------------------------
+_SENTINEL = b"\x00gpt-oss-server: end of output\x00"
+
+
+def record_from_line(entry: dict) -> logging.LogRecord:
+    """A record written as JSON by an engine process, rebuilt for this process's handler."""
+    entry = dict(entry)
+    levelno = logging.getLevelName(str(entry.pop("level")).upper())
+    levelno = levelno if isinstance(levelno, int) else logging.INFO
+    when = str(entry.pop("time"))
+    try:
+        created = datetime.fromisoformat(when.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        created = time.time()
+    record = logging.makeLogRecord({
+        "name": str(entry.pop("logger")), "msg": str(entry.pop("message")), "args": (),
+        "levelno": levelno, "levelname": logging.getLevelName(levelno), "created": created,
+        "msecs": created % 1 * 1000, "processName": str(entry.pop("process", "engine")),
+        "exc_text": entry.pop("exception", None)})
+    for key, value in entry.items():
+        if key not in _STANDARD:
+            setattr(record, key, value)
+    return record
+
+
+def record_from_output(lines: list[str]) -> logging.LogRecord:
+    """Lines written without logging (a C++ warning, a traceback), as one record."""
+    text = "\n".join(lines)
+    first = text.lstrip()
+    level = (logging.ERROR if first.startswith(("[E", "Traceback", "Fatal", "ERROR"))
+             else logging.INFO if first.startswith("[I") else logging.WARNING)
+    return logging.makeLogRecord({"name": "output", "msg": text, "args": (), "levelno": level,
+                                  "levelname": logging.getLevelName(level)})
+
+
+class OutputCapture:
+    """File descriptors 1 and 2 of this process, and so of every process it starts (vLLM's
+    engine processes inherit them), become a pipe; a thread turns each line into a record
+    (JSON from an engine process's handler, anything else as ``output``) for ``handler``."""
+
+    def __init__(self, handler: logging.Handler) -> None:
+        self.handler = handler
+        self._write_fd: int | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        for stream in (sys.stdout, sys.__stderr__):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        read_fd, write_fd = os.pipe()
+        os.dup2(write_fd, 1)
+        os.dup2(write_fd, 2)
+        self._write_fd = write_fd  # kept: stop() writes the sentinel through it
+        self._thread = threading.Thread(target=self._pump, args=(read_fd,), daemon=True,
+                                        name="output-capture")
+        self._thread.start()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """Handle everything written so far, then stop (called at exit)."""
+        if self._write_fd is None or self._thread is None:
+            return
+        for stream in (sys.stdout, sys.__stderr__):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        with contextlib.suppress(OSError):
+            os.write(self._write_fd, b"\n" + _SENTINEL + b"\n")
+        self._thread.join(timeout)
+        self._write_fd = None
+
+    def _pump(self, fd: int) -> None:
+        pending = b""
+        while True:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:
+                return
+            if not chunk:
+                break
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            if _SENTINEL in lines:
+                self._handle(lines[:lines.index(_SENTINEL)])
+                return
+            self._handle(lines)
+        if pending:
+            self._handle([pending])
+
+    def _handle(self, lines: list[bytes]) -> None:
+        raw: list[str] = []
+        for line in lines:
+            text = line.decode("utf-8", errors="replace").rsplit("\r", 1)[-1].rstrip()
+            entry = _wire_entry(text)
+            if entry is None:
+                if text.strip():
+                    raw.append(text)
+                continue
+            if raw:
+                self._emit(record_from_output(raw))
+                raw = []
+            self._emit(record_from_line(entry))
+        if raw:
+            self._emit(record_from_output(raw))
+
+    def _emit(self, record: logging.LogRecord) -> None:
+        try:
+            if record.levelno >= self.handler.level:
+                self.handler.handle(record)
+        except Exception:  # noqa: BLE001 - the pump must never stop: writers would block
+            with contextlib.suppress(Exception):
+                sys.stderr.write(record.getMessage() + "\n")
+
+
+def _wire_entry(text: str) -> dict | None:
+    if not text.startswith("{"):
+        return None
+    try:
+        entry = json.loads(text)
+    except ValueError:
+        return None
+    return entry if isinstance(entry, dict) and _WIRE_KEYS <= entry.keys() else None

@@ -24,6 +24,18 @@ Decisions (see also the README):
   generator aborts on cancellation; we abort again by id if the request had not finished).
 - **Death.** vLLM's ``EngineDeadError`` (and any failure while the engine is ``errored``) becomes
   ``server.engine.protocol.EngineDeadError``; ``is_dead`` is vLLM's ``errored`` flag.
+- **Logs.** vLLM's records, from this process and from its engine processes, go through the
+  server's handler (server/logs.py: a logging config vLLM applies in each of its processes,
+  unless the user gives vLLM one, by ``--logging-config`` or ``VLLM_LOGGING_CONFIG_PATH``, or
+  sets ``VLLM_CONFIGURE_LOGGING=0``). vLLM is told the served name (``--served-model-name``),
+  so its logs and the ``model_name`` label of its metrics say ``gpt-oss-tiny``, not the
+  directory a built-in model was expanded into (server.logs writes that directory as the name
+  where vLLM still prints it). No progress bars (``--no-use-tqdm-on-load`` by default: they
+  are not log lines).
+- **Shutdown.** vLLM kills engine processes that outlive the exit grace; shared-memory
+  segments they created then stay behind, and multiprocessing's resource tracker warns about
+  them when the server exits. ``shutdown`` notes the segments the engine processes map, and
+  after they are gone unlinks what is left and tells the tracker.
 - **Stats.** running/waiting come from the scheduler stats of the last engine step (a stat logger
   we register), bounded by the requests vLLM still tracks; vLLM's own ``vllm:*`` Prometheus series
   land in the default registry, so they show on our ``/metrics``.
@@ -39,6 +51,7 @@ import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
+from server import logs
 from server.config import Settings
 from server.engine.protocol import EngineDeadError, EngineStats, GenerationRequest, TokenDelta
 from server.models.builtin import resolve_model
@@ -66,6 +79,45 @@ def _running(process) -> bool:
         return False
 
 
+def _logging_config(level: str):
+    """A vLLM logging config that routes every vLLM process's records through the server's
+    handler (server.logs), unless the environment configures vLLM's logging itself."""
+    from vllm.config.logging import LoggingConfig
+
+    if os.environ.get("VLLM_LOGGING_CONFIG_PATH") or not LoggingConfig().configure_logging:
+        return None
+    return LoggingConfig(pylogging_config_file=logs.engine_logging_config(level))
+
+
+def _shared_memory(processes) -> set[str]:
+    """The multiprocessing shared-memory segments (``/dev/shm/psm_*``) the processes map."""
+    found = set()
+    for process in processes:
+        try:
+            with open(f"/proc/{process.pid}/maps") as maps:
+                found.update(line.split(None, 5)[-1].strip() for line in maps
+                             if "/dev/shm/psm_" in line)
+        except OSError:
+            continue
+    return found
+
+
+def _release_shared_memory(paths: set[str]) -> None:
+    """Unlink the segments left by engine processes that were killed before they could, and
+    unregister them from the resource tracker (shared with them), which would otherwise warn
+    about "leaked shared_memory objects" at exit. A segment still present was created, and
+    registered, by one of those processes (vLLM's readers open theirs unregistered)."""
+    from multiprocessing import resource_tracker
+
+    for path in sorted(paths):
+        try:
+            os.unlink(path)
+        except OSError:
+            continue  # unlinked by its creator, which also unregistered it
+        with contextlib.suppress(Exception):
+            resource_tracker.unregister("/" + os.path.basename(path), "shared_memory")
+
+
 class EngineArgsError(ValueError):
     """A flag that neither the server nor vLLM's engine knows."""
 
@@ -76,7 +128,8 @@ def build_engine_args(settings: Settings):
     from vllm.utils.argparse_utils import FlexibleArgumentParser
 
     model, defaults = resolve_model(settings.model)
-    argv = ["--model", model, *defaults]
+    logs.name_path(model, settings.model)
+    argv = ["--model", model, "--served-model-name", *settings.served_model_name, *defaults]
     if settings.max_model_len is not None:
         argv += ["--max-model-len", str(settings.max_model_len)]
     argv += settings.engine_args
@@ -84,13 +137,16 @@ def build_engine_args(settings: Settings):
     parser = AsyncEngineArgs.add_cli_args(parser)
     if "--skip-tokenizer-init" not in parser._option_string_actions:  # pragma: no cover
         raise RuntimeError("this vLLM has no --skip-tokenizer-init")
-    parser.set_defaults(skip_tokenizer_init=True)
+    parser.set_defaults(skip_tokenizer_init=True, use_tqdm_on_load=False)
     namespace, unknown = parser.parse_known_args(argv)
     if unknown:
         raise EngineArgsError(
             f"unrecognized arguments: {' '.join(unknown)} (neither a server flag, see "
             "`python -m server --help`, nor a vLLM engine flag)")
-    return AsyncEngineArgs.from_cli_args(namespace)
+    engine_args = AsyncEngineArgs.from_cli_args(namespace)
+    if engine_args.logging_config is None and engine_args.log_config_file is None:
+        engine_args.logging_config = _logging_config(settings.log_level)
+    return engine_args
 
 
 class _SchedulerStatsLogger:
@@ -191,6 +247,7 @@ class VLLMEngine:
         import psutil
 
         engine_processes = self._engine_processes()
+        segments = _shared_memory(engine_processes)
         self._llm.shutdown(timeout=ENGINE_EXIT_GRACE_SECONDS)
         # vLLM SIGKILLs what outlived the grace but does not wait for it: wait (briefly), so that
         # no engine process outlives the server's own.
@@ -203,6 +260,7 @@ class VLLMEngine:
                         process.kill()
                 break
             await asyncio.sleep(0.02)
+        _release_shared_memory(segments)
 
     def stats(self) -> EngineStats:
         if self._llm is None:
