@@ -40,8 +40,13 @@ _CALL_CONTENT_TYPE = "<|constrain|>json"
 _NO_AUTO_DROP = RenderConversationConfig(auto_drop_analysis=False)
 
 
+def conversation_date(date: str | None) -> str:
+    """The pinned date, else today (UTC): the system message's 'Current date'."""
+    return date or dt.datetime.now(dt.UTC).date().isoformat()
+
+
 def _system_message(effort: str, date: str | None) -> HarmonyMessage:
-    date = date or dt.datetime.now(dt.UTC).date().isoformat()
+    date = conversation_date(date)
     content = (SystemContent.new().with_reasoning_effort(_EFFORTS[effort])
                .with_conversation_start_date(date))
     return HarmonyMessage.from_role_and_content(Role.SYSTEM, content)
@@ -88,16 +93,25 @@ def _kept(messages: list[Message]) -> list[Message]:
             if i > last_final or not (m.author == ASSISTANT and m.channel == ANALYSIS)]
 
 
-def render_conversation(harmony: Harmony, conversation: Conversation,
-                        date: str | None) -> list[int]:
-    """Prompt token ids, ending with ``<|start|>assistant`` for the model to continue."""
+def render_head(harmony: Harmony, conversation: Conversation, date: str | None) -> list[int]:
+    """The system and developer messages: what the effort, the date, the instructions and the
+    tools decide (the messages do not enter it)."""
     head = [_system_message(conversation.effort, date)]
     developer = _developer_message(conversation)
     if developer is not None:
         head.append(developer)
     # together: the system message names the tools' channel when the developer declares tools
-    tokens = harmony.encoding.render_conversation(HarmonyConversation.from_messages(head),
-                                                 _NO_AUTO_DROP)
+    return harmony.encoding.render_conversation(HarmonyConversation.from_messages(head),
+                                                _NO_AUTO_DROP)
+
+
+def render_conversation(harmony: Harmony, conversation: Conversation,
+                        date: str | None) -> list[int]:
+    """Prompt token ids, ending with ``<|start|>assistant`` for the model to continue.
+
+    The reference rendering: server.harmony.render_cache assembles the same tokens from cached
+    pieces (proven equal by tests/unit/test_render_cache.py)."""
+    tokens = render_head(harmony, conversation, date)
     for message in _kept(conversation.messages):
         tokens += _render_message(harmony, message)
     tokens += (harmony.special.start, harmony.special.assistant)
