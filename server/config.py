@@ -92,6 +92,10 @@ class Settings(BaseSettings):
     cache_salt_per_key: bool = Field(
         False, description="Isolate vLLM's prefix cache per API key (cache_salt), closing the "
         "timing side channel between tenants.")
+    render_cache_bytes: int = Field(
+        64 * 2**20, ge=0, description="Bytes of rendered prompt pieces kept, so that an agent's "
+        "next turn renders only its new messages (a few hundred 23k-token agent conversations; "
+        "0: off). Per API key with --cache-salt-per-key.")
 
     # Responses API: stored responses (previous_response_id, GET/DELETE /v1/responses/{id})
     response_store: str = Field(

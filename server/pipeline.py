@@ -23,7 +23,7 @@ from server.generation import Generation
 from server.harmony.decode import ChoiceDecoder
 from server.harmony.encoding import Harmony
 from server.harmony.raw import RawDecoder
-from server.harmony.render import render_conversation
+from server.harmony.render_cache import RenderCache
 from server.limits import check_plan
 from server.plan import Plan
 from server.stops import StopMatcher, apply_stop
@@ -58,17 +58,29 @@ class Pipeline:
         self.harmony = harmony
         self.engine = engine
         self.active: dict[str, Generation] = {}  # engine request id -> generation in flight
+        self.renders = RenderCache(harmony, settings.render_cache_bytes)
 
-    def checked_prompts(self, plan: Plan) -> tuple[list[list[int]], dict[int, float]]:
+    def checked_prompts(self, plan: Plan, api_key: str | None = None
+                        ) -> tuple[list[list[int]], dict[int, float]]:
         """The prompts' tokens (and parsed logit bias) of a plan that passed every check but the
-        context length: the one path of generation and of counting tokens."""
+        context length: the one path of generation and of counting tokens. ``api_key`` names
+        the render cache's namespace when it is per key (server.harmony.render_cache)."""
         if plan.model not in self.settings.served_model_name:
             raise ModelNotFoundError(f"the model '{plan.model}' does not exist", param="model")
         logit_bias = check_plan(plan, self.settings, self.engine.vocab_size)
         if plan.prompts is not None:
             return plan.prompts, logit_bias
-        return [render_conversation(self.harmony, plan.conversation,
-                                    self.settings.harmony_date)], logit_bias
+        return [self.renders.render(plan.conversation, self.settings.harmony_date,
+                                    self._render_owner(api_key))], logit_bias
+
+    def _render_owner(self, api_key: str | None) -> str | None:
+        """The render cache's namespace: shared unless --cache-salt-per-key; None (no caching)
+        when keys are configured but the caller did not say whose request this is."""
+        if not self.settings.cache_salt_per_key:
+            return ""
+        if api_key:
+            return self._cache_salt(api_key)
+        return None if self.settings.api_key else ""
 
     def checked_prompt(self, plan: Plan) -> tuple[list[int], dict[int, float]]:
         prompts, logit_bias = self.checked_prompts(plan)
@@ -88,7 +100,7 @@ class Pipeline:
         return limit - len(prompt)
 
     def prepare(self, plan: Plan, job_id: str, api_key: str | None = None) -> Job:
-        prompts, logit_bias = self.checked_prompts(plan)
+        prompts, logit_bias = self.checked_prompts(plan, api_key)
         # a batch shares one max_tokens: the room of its longest prompt
         room = min(self.check_prompt(prompt, plan.input_param) for prompt in prompts)
         s = plan.sampling

@@ -30,6 +30,7 @@ class SamplingOptions:
     seed: int | None = None
     logit_bias: dict[int, float] = field(default_factory=dict)
     cache_salt: str | None = None
+    constraint: dict | None = None  # Harmony routes (server.harmony.constrain); None: free
 
 
 @dataclass(frozen=True, slots=True)

@@ -58,6 +58,9 @@ from server.models.builtin import resolve_model
 
 log = logging.getLogger("server.engine.vllm")
 
+EXTRA_ARG = "gptoss_constraint"  # = server.harmony.constrain.EXTRA_ARG
+CONSTRAINTS_PROCESSOR = "server.engine.constrained:HarmonyConstraints"
+
 # How long the engine processes get to exit on their own at shutdown before vLLM kills their
 # process tree (EngineCore and its workers). By then our requests are finished or aborted, so
 # nothing is lost; without it vLLM waits 5 s, which the EngineCore on CPU always used up (its
@@ -139,6 +142,11 @@ def build_engine_args(settings: Settings):
         raise RuntimeError("this vLLM has no --skip-tokenizer-init")
     parser.set_defaults(skip_tokenizer_init=True, use_tqdm_on_load=False)
     namespace, unknown = parser.parse_known_args(argv)
+    # constrained decoding: our Harmony-aware processor (server/engine/constrained.py), beside
+    # any the user names; vLLM refuses custom processors with speculative decoding
+    if not namespace.speculative_config:
+        namespace.logits_processors = [*(namespace.logits_processors or ()),
+                                       CONSTRAINTS_PROCESSOR]
     if unknown:
         raise EngineArgsError(
             f"unrecognized arguments: {' '.join(unknown)} (neither a server flag, see "
@@ -177,6 +185,10 @@ class _SchedulerStatsLogger:
 class VLLMEngine:
     def __init__(self, engine_args: Any) -> None:
         self._engine_args = engine_args
+        # why constrained decoding cannot be served (None: it can)
+        self.constraints_unavailable = ("vLLM runs custom logits processors only without "
+                                        "speculative decoding"
+                                        if engine_args.speculative_config else None)
         self._llm: Any = None
         self._max_model_len = 0
         self._vocab_size = 0
@@ -296,6 +308,7 @@ class VLLMEngine:
             detokenize=False,
             skip_special_tokens=False,
             output_kind=RequestOutputKind.DELTA,
+            extra_args={EXTRA_ARG: o.constraint} if o.constraint else None,
         )
 
     async def generate(self, request: GenerationRequest) -> AsyncIterator[TokenDelta]:

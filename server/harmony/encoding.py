@@ -98,6 +98,7 @@ class Harmony:
     encoding: object  # openai_harmony.HarmonyEncoding
     special: SpecialTokens
     stop_token_ids: tuple[int, ...]  # where an assistant turn ends: <|return|>, <|call|>
+    vocab_end: int  # one past the highest token id (specials included)
 
     def encode_completion(self, text: str) -> list[int]:
         """Tokens of raw Harmony text with the special tokens written literally."""
@@ -141,4 +142,5 @@ def load_harmony() -> Harmony:
         encoding=encoding,
         special=special,
         stop_token_ids=tuple(encoding.stop_tokens_for_assistant_actions()),
+        vocab_end=max(token(text) for text in encoding.special_tokens_set) + 1,
     )

@@ -122,8 +122,16 @@ class ReasoningConfig(_Model):
     max_tokens: int | None = None
 
 
+class JSONSchema(_Model):
+    name: str = Field(min_length=1, max_length=64)
+    description: str | None = None
+    schema_: dict | None = Field(None, alias="schema")
+    strict: bool | None = None
+
+
 class ResponseFormat(_Model):
     type: Literal["text", "json_object", "json_schema"]
+    json_schema: JSONSchema | None = None
 
 
 class CompletionCreateParams(BaseModel):

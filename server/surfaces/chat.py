@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from server import plan as p
 from server.config import Settings
+from server.constraint import ANY_OBJECT, Constraint, checked_schema, plan_constraint
 from server.errors import InvalidRequestError
 from server.events import (
     ArgumentsDelta,
@@ -30,6 +31,7 @@ from server.limits import check_count
 from server.pipeline import Job
 from server.schemas.chat_request import (
     ChatCompletionAssistantMessageParam,
+    ChatCompletionNamedToolChoiceParam,
     ChatCompletionToolMessageParam,
     CompletionCreateParams,
     Content,
@@ -110,15 +112,32 @@ def _refuse_unsupported(request: CompletionCreateParams) -> None:
     if request.top_logprobs:  # OpenAI refuses it without logprobs too: never silently ignored
         raise InvalidRequestError("top_logprobs needs logprobs, which this server does not "
                                   "support", param="top_logprobs")
-    if request.response_format is not None and request.response_format.type != "text":
-        raise InvalidRequestError("response_format other than 'text' needs constrained "
-                                  "decoding, which this server does not offer yet",
-                                  param="response_format")
+
+
+def _constraint(request: CompletionCreateParams, tools: list[p.Tool],
+                settings: Settings) -> Constraint | None:
+    fmt, final = request.response_format, None
+    if fmt is not None and fmt.type == "json_object":
+        final = ANY_OBJECT, False
+    elif fmt is not None and fmt.type == "json_schema":
+        if fmt.json_schema is None:
+            raise InvalidRequestError("response_format of type json_schema needs json_schema",
+                                      param="response_format.json_schema")
+        final = checked_schema(fmt.json_schema.schema_, "response_format.json_schema.schema",
+                               settings, strict=bool(fmt.json_schema.strict))
     choice = request.tool_choice
-    if choice is not None and choice not in ("auto", "none"):
-        raise InvalidRequestError("only tool_choice 'auto' and 'none' are supported: forcing a "
-                                  "call needs constrained decoding, which this server does not "
-                                  "offer yet", param="tool_choice")
+    named = None
+    if isinstance(choice, ChatCompletionNamedToolChoiceParam):
+        named = choice.function.get("name")
+        if not isinstance(named, str):
+            raise InvalidRequestError("tool_choice.function.name must be a string",
+                                      param="tool_choice.function.name")
+    if (choice == "required" or named is not None) and not tools:
+        raise InvalidRequestError("tool_choice requires a call, but no tools are declared",
+                                  param="tool_choice")
+    return plan_constraint(tools, settings, final=final, required=choice == "required",
+                           named=named, named_param="tool_choice.function.name",
+                           tool_param=lambda i: f"tools.{i}.function.parameters")
 
 
 def show_reasoning(include_reasoning: bool | None, reasoning: ReasoningConfig | None) -> bool:
@@ -130,9 +149,11 @@ def to_plan(request: CompletionCreateParams, settings: Settings) -> p.Plan:
     check_count(len(request.messages), settings.max_messages, "messages")
     stop = [] if request.stop is None else (
         [request.stop] if isinstance(request.stop, str) else list(request.stop))
+    chat = conversation(request, settings)
     return p.Plan(
         model=request.model,
-        conversation=conversation(request, settings),
+        conversation=chat,
+        constraint=_constraint(request, chat.tools, settings),
         sampling=p.Sampling(
             max_tokens=request.max_completion_tokens or request.max_tokens,
             temperature=request.temperature, top_p=request.top_p, top_k=request.top_k,

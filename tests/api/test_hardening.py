@@ -44,8 +44,11 @@ OVER_LIMIT = [
     ({"presence_penalty": 3}, 400, "presence_penalty"),
     ({"frequency_penalty": -3}, 400, "frequency_penalty"),
     ({"stream_options": {"include_usage": True}}, 400, "stream_options"),
-    ({"tool_choice": "required", "tools": [WEATHER_TOOL]}, 400, "tool_choice"),
-    ({"response_format": {"type": "json_object"}}, 400, "response_format"),
+    ({"tool_choice": "required"}, 400, "tool_choice"),  # a call, but no tools to call
+    ({"tool_choice": {"type": "function", "function": {"name": "nope"}}, "tools": [WEATHER_TOOL]},
+     400, "tool_choice.function.name"),
+    ({"response_format": {"type": "json_schema", "json_schema": {
+        "name": "x", "schema": {"type": "nonsense"}}}}, 400, "response_format.json_schema.schema"),
     ({"reasoning_effort": "extreme"}, 400, "reasoning_effort"),
     ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {}}]}]},
      400, "messages.0.content.0.type"),
