@@ -92,8 +92,8 @@ def name_path(path: str, name: str) -> None:
 
 
 def _timestamp(created: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created)) + \
-        f".{int(created % 1 * 1000):03d}Z"
+    seconds, millis = divmod(round(created * 1000), 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
 
 
 class JSONFormatter(logging.Formatter):
@@ -110,7 +110,7 @@ class JSONFormatter(logging.Formatter):
 
     def fields(self, record: logging.LogRecord) -> dict:
         entry = {"time": _timestamp(record.created), "level": record.levelname.lower(),
-                 "logger": record.name, "message": self._clean(record.getMessage())}
+                 "logger": record.name, "message": self._clean(record.getMessage()).rstrip()}
         process = getattr(record, "vllm_process_name", None)
         process = process if process and process != "MainProcess" else record.processName
         if process and process != "MainProcess":
@@ -344,20 +344,27 @@ class OutputCapture:
             self._handle([pending])
 
     def _handle(self, lines: list[bytes]) -> None:
-        raw: list[str] = []
+        """Records from JSON lines; other lines one record each, but an indented line (a
+        traceback's frames) continues the record before it, and a traceback takes its last
+        line (the exception) too."""
+        raw: list[list[str]] = []
         for line in lines:
             text = line.decode("utf-8", errors="replace").rsplit("\r", 1)[-1].rstrip()
             entry = _wire_entry(text)
             if entry is None:
-                if text.strip():
-                    raw.append(text)
+                if not text.strip():
+                    continue
+                if raw and (text[:1].isspace() or _open_traceback(raw[-1])):
+                    raw[-1].append(text)
+                else:
+                    raw.append([text])
                 continue
-            if raw:
-                self._emit(record_from_output(raw))
-                raw = []
+            for group in raw:
+                self._emit(record_from_output(group))
+            raw = []
             self._emit(record_from_line(entry))
-        if raw:
-            self._emit(record_from_output(raw))
+        for group in raw:
+            self._emit(record_from_output(group))
 
     def _emit(self, record: logging.LogRecord) -> None:
         try:
@@ -366,6 +373,10 @@ class OutputCapture:
         except Exception:  # noqa: BLE001 - the pump must never stop: writers would block
             with contextlib.suppress(Exception):
                 sys.stderr.write(record.getMessage() + "\n")
+
+
+def _open_traceback(group: list[str]) -> bool:
+    return group[0].startswith("Traceback") and group[-1][:1].isspace()
 
 
 def _wire_entry(text: str) -> dict | None:
