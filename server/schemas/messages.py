@@ -70,7 +70,7 @@ class MessageParam(_Model):
 
 
 class ThinkingConfig(_Model):
-    type: Literal["enabled", "disabled"]
+    type: Literal["enabled", "disabled", "adaptive"]
     budget_tokens: int | None = Field(None, ge=1)
 
 

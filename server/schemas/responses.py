@@ -110,6 +110,10 @@ class Reasoning(_Model):
 
 class ResponseFormatText(_Model):
     type: Literal["text", "json_schema", "json_object"]
+    name: str | None = Field(None, min_length=1, max_length=64)  # json_schema
+    schema_: dict | None = Field(None, alias="schema")
+    strict: bool | None = None
+    description: str | None = None
 
 
 class ResponseTextConfig(_Model):

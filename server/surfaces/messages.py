@@ -3,7 +3,8 @@ modes, so the anthropic SDK's ``messages.stream()`` final message equals the non
 
 Thinking: ``{"type": "enabled", "budget_tokens": B}`` shows gpt-oss's reasoning as ``thinking``
 blocks and picks the reasoning effort from the budget (below 4,096 tokens low, below 16,384
-medium, else high); ``disabled`` or no ``thinking`` hides it (gpt-oss still reasons, at the
+medium, else high); ``adaptive`` (the model decides how much to think) shows it at the server's
+default effort; ``disabled`` or no ``thinking`` hides it (gpt-oss still reasons, at the
 server's default effort), as Anthropic returns no thinking blocks unless asked. A thinking
 block's ``signature`` is a digest of its text: clients send blocks back with it, and nothing
 here needs to verify it (history is re-rendered from the text).
@@ -36,7 +37,7 @@ from server.pipeline import Job
 from server.schemas.messages import MessageCountTokensParams, MessageCreateParams
 from server.sse import event_frame
 from server.surfaces.common import coalesce
-from server.surfaces.messages_input import conversation
+from server.surfaces.messages_input import constraint, conversation
 
 _STOP_REASONS = {EndReason.TURN_END: "end_turn", EndReason.MALFORMED: "end_turn",
                  EndReason.TOOL_CALL: "tool_use", EndReason.LENGTH: "max_tokens",
@@ -51,10 +52,11 @@ def effort_of(thinking, default: str) -> str:
 
 
 def count_plan(request: MessageCountTokensParams, settings: Settings) -> p.Plan:
-    """The plan whose prompt ``count_tokens`` counts: the same as the create request's."""
-    return p.Plan(model=request.model, input_param="messages",
-                  conversation=conversation(request, effort_of(request.thinking,
-                                                               settings.reasoning_effort)))
+    """The plan whose prompt ``count_tokens`` counts: the same as the create request's, with
+    the same checks."""
+    chat = conversation(request, effort_of(request.thinking, settings.reasoning_effort))
+    return p.Plan(model=request.model, input_param="messages", conversation=chat,
+                  constraint=constraint(request, chat.tools, settings))
 
 
 def signature(thinking: str) -> str:
@@ -80,7 +82,8 @@ class MessagesExchange:
         self.id = "msg_" + secrets.token_hex(12)
         self.stream = bool(request.stream)
         self.usages: list[Usage] = []
-        self.show_thinking = request.thinking is not None and request.thinking.type == "enabled"
+        self.show_thinking = (request.thinking is not None
+                              and request.thinking.type in ("enabled", "adaptive"))
 
     def plan(self) -> p.Plan:
         r = self.request

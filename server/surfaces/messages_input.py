@@ -21,6 +21,7 @@ import json
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from server import plan as p
+from server.constraint import Constraint, plan_constraint
 from server.errors import InvalidRequestError
 from server.schemas.messages import MessageCountTokensParams, MessageParam
 
@@ -31,6 +32,7 @@ class CustomTool(BaseModel):
     name: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.-]+$")
     description: str | None = None
     input_schema: dict
+    strict: bool | None = None
 
 
 def _tools(raw: list[dict] | None) -> list[p.Tool]:
@@ -48,7 +50,8 @@ def _tools(raw: list[dict] | None) -> list[p.Tool]:
             first = exc.errors()[0]
             where = ".".join([f"tools.{i}", *(str(part) for part in first["loc"])])
             raise InvalidRequestError(f"{where}: {first['msg']}", param=where) from None
-        tools.append(p.Tool(parsed.name, parsed.description or "", parsed.input_schema))
+        tools.append(p.Tool(parsed.name, parsed.description or "", parsed.input_schema,
+                            parsed.strict))
     return tools
 
 
@@ -124,12 +127,28 @@ def _assistant(message: MessageParam, param: str, names: dict[str, str]) -> list
     return out
 
 
+def constraint(request: MessageCountTokensParams, tools: list[p.Tool],
+               settings) -> Constraint | None:
+    """``tool_choice`` any -> a call is required, tool -> that one; strict tools' input is
+    constrained whenever they are called. ``disable_parallel_tool_use`` holds anyway: gpt-oss
+    makes one call per turn."""
+    choice = request.tool_choice
+    if choice is None or choice.type in ("auto", "none"):
+        return plan_constraint(tools, settings, tool_param=lambda i: f"tools.{i}.input_schema")
+    if not tools:
+        raise InvalidRequestError(f"tool_choice '{choice.type}' requires a call, but no tools "
+                                  "are declared", param="tool_choice")
+    if choice.type == "tool" and not choice.name:
+        raise InvalidRequestError("tool_choice of type tool needs a name",
+                                  param="tool_choice.name")
+    return plan_constraint(tools, settings, required=choice.type == "any",
+                           named=choice.name if choice.type == "tool" else None,
+                           named_param="tool_choice.name",
+                           tool_param=lambda i: f"tools.{i}.input_schema")
+
+
 def conversation(request: MessageCountTokensParams, effort: str) -> p.Conversation:
     choice = request.tool_choice
-    if choice is not None and choice.type in ("any", "tool"):
-        raise InvalidRequestError(f"tool_choice '{choice.type}' needs constrained decoding, "
-                                  "which this server does not offer yet; use auto",
-                                  param="tool_choice.type")
     tools = _tools(request.tools)
     result = p.Conversation(effort, tools=[] if choice is not None and choice.type == "none"
                             else tools)

@@ -19,6 +19,7 @@ import orjson
 
 from server import plan as p
 from server.config import Settings
+from server.constraint import ANY_OBJECT, Constraint, checked_schema, plan_constraint
 from server.errors import APIError, InvalidRequestError, ServerError
 from server.events import (
     ArgumentsDelta,
@@ -61,16 +62,14 @@ def _refuse_unsupported(request: ResponseCreateParams) -> None:
         raise InvalidRequestError("background responses are not supported: send the request "
                                   "without background (stream it to see progress)",
                                   param="background")
-    text_format = request.text.format if request.text else None
-    if text_format is not None and text_format.type != "text":
-        raise InvalidRequestError(f"text.format '{text_format.type}' needs constrained "
-                                  "decoding, which this server does not offer yet",
-                                  param="text.format")
     choice = request.tool_choice
-    if choice is not None and choice not in ("auto", "none"):
-        raise InvalidRequestError("only tool_choice 'auto' and 'none' are supported: forcing a "
-                                  "call needs constrained decoding, which this server does not "
-                                  "offer yet", param="tool_choice")
+    if isinstance(choice, dict) and choice.get("type") != "function":
+        raise InvalidRequestError(f"tool_choice type '{choice.get('type')}' is not supported: "
+                                  "use auto, none, required or a function",
+                                  param="tool_choice.type")
+    if isinstance(choice, str) and choice not in ("auto", "none", "required"):
+        raise InvalidRequestError(f"tool_choice '{choice}' is not one of auto, none, required",
+                                  param="tool_choice")
     for i, value in enumerate(request.include or ()):
         if value not in _INCLUDE_OK:
             raise InvalidRequestError(f"include value '{value}' is not supported",
@@ -78,6 +77,29 @@ def _refuse_unsupported(request: ResponseCreateParams) -> None:
     if request.top_logprobs:
         raise InvalidRequestError("top_logprobs needs logprobs, which this server does not "
                                   "support yet", param="top_logprobs")
+
+
+def _constraint(request: ResponseCreateParams, tools: list[p.Tool],
+                settings: Settings) -> Constraint | None:
+    text_format = request.text.format if request.text else None
+    final = None
+    if text_format is not None and text_format.type == "json_object":
+        final = ANY_OBJECT, False
+    elif text_format is not None and text_format.type == "json_schema":
+        if text_format.schema_ is None:
+            raise InvalidRequestError("text.format of type json_schema needs a schema",
+                                      param="text.format.schema")
+        final = checked_schema(text_format.schema_, "text.format.schema", settings,
+                               strict=bool(text_format.strict))
+    choice = request.tool_choice
+    named = choice.get("name") if isinstance(choice, dict) else None
+    if isinstance(choice, dict) and not isinstance(named, str):
+        raise InvalidRequestError("tool_choice.name must name a function", param="tool_choice.name")
+    if (choice == "required" or named is not None) and not tools:
+        raise InvalidRequestError("tool_choice requires a call, but no tools are declared",
+                                  param="tool_choice")
+    return plan_constraint(tools, settings, final=final, required=choice == "required",
+                           named=named, named_param="tool_choice.name")
 
 
 def usage_dict(usage: Usage | None) -> dict | None:
@@ -127,6 +149,7 @@ class ResponsesExchange:
         add_items(conversation, items, names)
         self.input_items = [stored_item(item) for item in items]
         return p.Plan(model=request.model, conversation=conversation,
+                      constraint=_constraint(request, tools, self.settings),
                       sampling=p.Sampling(max_tokens=request.max_output_tokens,
                                           temperature=request.temperature, top_p=request.top_p),
                       input_param="input")
@@ -153,7 +176,9 @@ class ResponsesExchange:
             "reasoning": {"effort": self.effort, "summary": None},
             "store": r.store is not False,
             "temperature": 1.0 if r.temperature is None else r.temperature,
-            "text": {"format": {"type": "text"}}, "tool_choice": r.tool_choice or "auto",
+            "text": {"format": (r.text.format.model_dump(by_alias=True, exclude_none=True)
+                                if r.text and r.text.format else {"type": "text"})},
+            "tool_choice": r.tool_choice or "auto",
             "tools": r.tools or [], "top_p": 1.0 if r.top_p is None else r.top_p,
             "truncation": r.truncation or "disabled", "usage": usage_dict(usage),
             "user": r.user, "metadata": r.metadata or {},

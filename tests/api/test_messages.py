@@ -179,8 +179,10 @@ def test_coding_agent_shaped_request_streams(serve, harmony):
     ({"model": "nope"}, "not_found_error"),
     ({"tools": [{"type": "web_search_20250305", "name": "web_search"}]}, "invalid_request_error"),
     ({"tools": [{"type": "bash_20250124", "name": "bash"}]}, "invalid_request_error"),
-    ({"tool_choice": {"type": "any"}}, "invalid_request_error"),
-    ({"tool_choice": {"type": "tool", "name": "get_weather"}}, "invalid_request_error"),
+    ({"tool_choice": {"type": "tool", "name": "nope"}}, "invalid_request_error"),
+    ({"tool_choice": {"type": "any"}, "tools": None}, "invalid_request_error"),
+    ({"tools": [{**TOOL, "strict": True, "input_schema": {"type": "nonsense"}}]},
+     "invalid_request_error"),
     ({"messages": [{"role": "user", "content": [
         {"type": "image", "source": {"type": "base64", "media_type": "image/png",
                                      "data": "AA=="}}]}]}, "invalid_request_error"),

@@ -218,7 +218,12 @@ def test_effort_and_echoed_fields(serve, harmony):
     ({"tools": [{"type": "code_interpreter", "container": {"type": "auto"}}]}, "tools.0.type"),
     ({"tools": [{"type": "function", "name": "bad name!"}]}, "tools.0.name"),
     ({"background": True}, "background"),
-    ({"text": {"format": {"type": "json_object"}}}, "text.format"),
+    ({"text": {"format": {"type": "json_schema", "name": "x", "schema": {"type": "nonsense"}}}},
+     "text.format.schema"),
+    ({"tool_choice": {"type": "function", "name": "nope"}, "tools": TOOLS}, "tool_choice.name"),
+    ({"tool_choice": {"type": "allowed_tools", "mode": "auto", "tools": []}}, "tool_choice.type"),
+    ({"tools": [{**TOOLS[0], "strict": True, "parameters": {"type": "object", "properties": {
+        "a": {"type": "string", "pattern": "(("}}}}]}, "tools.0.parameters"),
     ({"tool_choice": "required"}, "tool_choice"),
     ({"include": ["message.output_text.logprobs"]}, "include.0"),
     ({"input": [{"type": "image_generation_call", "id": "x"}]}, "input.0.type"),
