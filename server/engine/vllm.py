@@ -48,6 +48,7 @@ import contextlib
 import logging
 import os
 import sys
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -130,7 +131,11 @@ def build_engine_args(settings: Settings):
     from vllm.engine.arg_utils import AsyncEngineArgs
     from vllm.utils.argparse_utils import FlexibleArgumentParser
 
+    started = time.monotonic()
     model, defaults = resolve_model(settings.model)
+    if time.monotonic() - started > 0.5:  # a built-in model unpacked into the cache
+        log.info("unpacked the built-in model %s in %.1f s (first start; kept for the next)",
+                 settings.model, time.monotonic() - started)
     logs.name_path(model, settings.model)
     argv = ["--model", model, "--served-model-name", *settings.served_model_name, *defaults]
     if settings.max_model_len is not None:
@@ -196,6 +201,8 @@ class VLLMEngine:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> VLLMEngine:
+        log.info("preparing the vLLM engine for %s (importing vLLM and torch takes a few "
+                 "seconds)", settings.model)
         try:
             engine_args = build_engine_args(settings)
         except EngineArgsError as exc:
