@@ -1,8 +1,9 @@
-"""The benchmark's --quick mode (scripted part only) produces the Markdown table and the PNG chart."""
+"""The benchmark's --quick mode (scripted parts only) produces the Markdown tables and the PNG chart."""
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -35,6 +36,19 @@ def test_quick_benchmark_writes_table_and_chart(tmp_path):
         assert cells[3] == "0" and float(cells[4]) > 0  # no failures; us CPU per token
     assert surfaces["chat"][5] == "1.0x"
     assert all(f"- {name} stream:" in md for name in names[1:])
+    # (g) the agent turn: render figures, the three phases over HTTP, their verdicts
+    assert "## (g) The agent turn" in md and "prompt tokens" in md
+    assert "| **next turn of a cached conversation (incremental)** |" in md
+    for phase in ("short requests", "new conversations (full renders)",
+                  "next turns (incremental renders)"):
+        row = next(line for line in md.splitlines() if line.startswith(f"| {phase} |"))
+        cells = [c.strip(" *") for c in row.strip("|").split("|")]
+        assert int(cells[1]) > 0 and float(cells[3]) > 0  # stream gaps, p99
+        assert int(cells[5]) > 0 and float(cells[6]) > 0  # requests, their TTFT
+    assert "- Agent turn, incremental render" in md
+    assert "Skipped: --skip-vllm" in md  # (b) needs vLLM; --quick skips it
+    data = json.loads((tmp_path / "benchmark.json").read_text())
+    assert data["agent"]["render"]["incremental_equals_full"] is True
     png = (tmp_path / "benchmark.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
     assert (tmp_path / "benchmark.json").exists()

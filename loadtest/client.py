@@ -1,0 +1,196 @@
+"""The benchmark's processes and load generator: servers as subprocesses whose own CPU time is
+accounted, and a minimal asyncio HTTP/1.1 streaming client (it parses frames only up to the first
+token, so it spends little CPU per token beside the server it measures)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import psutil
+
+from loadtest.surfaces import CHAT, Surface
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# ---------------------------------------------------------------------------------------------
+# Processes
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Proc:
+    """A server subprocess on 127.0.0.1 whose own CPU time (not its children's) we account."""
+
+    def __init__(self, cmd: list[str], port: int, log_path: Path, env: dict | None = None,
+                 ready_path: str = "/v1/models", timeout: float = 240) -> None:
+        self.port = port
+        self.base = f"http://127.0.0.1:{port}"
+        self.log = open(log_path, "wb")
+        self.popen = subprocess.Popen(cmd, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT,
+                                      env={**os.environ, **(env or {})}, start_new_session=True)
+        self.ps = psutil.Process(self.popen.pid)
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.popen.poll() is not None:
+                raise RuntimeError(f"{cmd[:4]} exited {self.popen.returncode}; see {log_path}")
+            try:
+                if httpx.get(self.base + ready_path, timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"{cmd[:4]} not ready after {timeout:.0f} s; see {log_path}")
+            time.sleep(0.5)
+
+    def cpu(self) -> float:
+        t = self.ps.cpu_times()
+        return t.user + t.system
+
+    def model(self) -> str:
+        return httpx.get(self.base + "/v1/models", timeout=10).json()["data"][0]["id"]
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            try:
+                os.killpg(self.popen.pid, signal.SIGTERM)
+                self.popen.wait(20)
+            except (subprocess.TimeoutExpired, ProcessLookupError):
+                try:
+                    os.killpg(self.popen.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                self.popen.wait()
+        self.log.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Load: a small async streaming client
+
+@dataclass
+class Batch:
+    requests: int = 0
+    failures: int = 0
+    tokens: int = 0
+    wall_s: float = 0.0
+    cpu_s: float = 0.0
+    ttft_ms: list[float] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+async def _one(conn, host: str, port: int, body: dict, batch: Batch, surface: Surface) -> bool:
+    """One streamed request on a kept-alive HTTP/1.1 connection; False: reconnect before the next.
+
+    Deliberately minimal so that the load generator spends little CPU per token: it parses SSE
+    frames only until the first token (for TTFT) and then only scans the bytes for the end of the
+    chunked body, the surface's last frame and its usage. Connections are reused like any
+    pooling client (the openai SDK) does, so per-connection set-up is not counted per request.
+    """
+    reader, writer = conn
+    payload = json.dumps(body).encode()
+    head = (f"POST {surface.path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n").encode()
+    start = time.perf_counter()
+    first = None
+    try:
+        writer.write(head + payload)
+        early = b""
+        tail = b""
+        status_ok = False
+        while True:
+            data = await reader.read(262144)
+            if not data:
+                raise RuntimeError("the server closed the connection")
+            if first is None:
+                early += data
+                if not status_ok:
+                    if b"\r\n\r\n" not in early:
+                        continue
+                    if not early.startswith(b"HTTP/1.1 200"):
+                        raise RuntimeError(early[:300].decode(errors="replace"))
+                    status_ok = True
+                *lines, rest = early.split(b"\n")
+                for line in lines:
+                    if line.startswith(b"data: {"):
+                        if line.startswith(b'data: {"error"'):
+                            raise RuntimeError(f"error frame {line[:300]!r}")
+                        if surface.first_token(line):
+                            first = time.perf_counter()
+                            break
+                early = rest if first is None else b""
+            tail = (tail + data)[-16384:]
+            if tail.endswith(b"\r\n0\r\n\r\n"):  # the last chunk of the chunked body
+                break
+        if not surface.done(tail):
+            raise RuntimeError(f"stream ended without its last frame: {tail[-300:]!r}")
+        if b'"error"' in tail and b'"error":null' not in tail:
+            raise RuntimeError(f"error frame: {tail[-300:]!r}")
+        tokens = surface.tokens(tail)
+        if tokens is None:
+            raise RuntimeError("no usage in the stream")
+        batch.tokens += tokens
+        if first is not None:
+            batch.ttft_ms.append((first - start) * 1000)
+        return True
+    except Exception as exc:  # noqa: BLE001
+        batch.failures += 1
+        if len(batch.errors) < 5:
+            batch.errors.append(repr(exc)[:300])
+        return False
+    finally:
+        batch.requests += 1
+
+
+async def _worker(host: str, port: int, body: dict, batch: Batch, queue: list,
+                  surface: Surface) -> None:
+    conn = None
+    try:
+        while queue:
+            queue.pop()
+            if conn is None:
+                conn = await asyncio.open_connection(host, port)
+            if not await _one(conn, host, port, body, batch, surface):
+                conn[1].close()
+                conn = None
+    finally:
+        if conn is not None:
+            conn[1].close()
+
+
+async def _batch(body: dict, n: int, concurrency: int, proc: Proc, surface: Surface) -> Batch:
+    batch = Batch()
+    host, port = "127.0.0.1", proc.port
+    # Warm-up outside the measurement.
+    warm = list(range(min(concurrency, 32)))
+    await asyncio.gather(*(_worker(host, port, surface.body(body["model"], 4), Batch(), warm,
+                                   surface) for _ in range(len(warm))))
+    queue = list(range(n))
+    cpu0, t0 = proc.cpu(), time.perf_counter()
+    await asyncio.gather(*(_worker(host, port, body, batch, queue, surface)
+                           for _ in range(concurrency)))
+    batch.wall_s = time.perf_counter() - t0
+    batch.cpu_s = proc.cpu() - cpu0
+    return batch
+
+
+def run_batch(body: dict, n: int, concurrency: int, proc: Proc,
+              surface: Surface = CHAT) -> Batch:
+    try:
+        import uvloop  # noqa: PLC0415
+        runner = uvloop.run
+    except ImportError:
+        runner = asyncio.run
+    return runner(_batch(body, n, concurrency, proc, surface))

@@ -1,0 +1,142 @@
+"""The floor: a bare in-process vLLM ``AsyncLLM`` consumer of a benchmark workload, no HTTP at all.
+
+    python -m loadtest.floor --model DIR --requests 64 --concurrency 8 --max-tokens 256 \\
+        --prompt "What is the capital of France?" [--temperature 0] [--logit-bias JSON] \\
+        -- <vLLM engine flags>
+
+It builds the engine exactly as ``python -m server --engine vllm`` does (the same engine
+arguments, through server.engine.vllm.build_engine_args: no tokenizer, token ids in and out),
+renders the prompt with our Harmony renderer, then streams the requests (``output_kind=DELTA``,
+``detokenize=False``) and only counts the tokens. Its own CPU time (user + system of this
+process, every thread, the EngineCore child excluded) over the batch, per output token, is what
+any API server on AsyncLLM must spend at least: the column the servers are compared with.
+Prints one JSON object on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import os
+import statistics
+import sys
+import time
+
+
+def _engine(model: str, engine_flags: list[str]):
+    from vllm.v1.engine.async_llm import AsyncLLM
+
+    from server.config import parse_settings
+    from server.engine.vllm import build_engine_args
+
+    settings = parse_settings(["--engine", "vllm", "--model", model, "--served-model-name",
+                               "gpt-oss-tiny", "--log-level", "warning", *engine_flags])
+    return AsyncLLM.from_engine_args(build_engine_args(settings))
+
+
+def _prompt(text: str, system: str | None) -> list[int]:
+    from server import plan as p
+    from server.harmony.encoding import load_harmony
+    from server.harmony.render import render_conversation
+
+    conversation = p.Conversation("medium", [system] if system else [], [], [p.user(text)])
+    return render_conversation(load_harmony(), conversation, None)
+
+
+async def _run(llm, prompt: list[int], params, requests: int, concurrency: int,
+               tag: str) -> tuple[int, list[float]]:
+    """Stream ``requests`` generations, ``concurrency`` at a time; (tokens, TTFT ms each).
+    TTFT: until the first token after the first ``<|message|>`` (what a client first sees)."""
+    queue = list(range(requests))
+    tokens = 0
+    ttft: list[float] = []
+    message = 200008
+
+    async def worker() -> None:
+        nonlocal tokens
+        while queue:
+            i = queue.pop()
+            start = time.perf_counter()
+            seen_message = False
+            first = None
+            async for out in llm.generate({"prompt_token_ids": prompt}, params, f"{tag}-{i}"):
+                ids = out.outputs[0].token_ids
+                tokens += len(ids)
+                if first is None:
+                    if seen_message and ids:
+                        first = time.perf_counter()
+                    elif message in ids:
+                        seen_message = True
+                        if ids[-1] != message:
+                            first = time.perf_counter()
+            if first is not None:
+                ttft.append((first - start) * 1000)
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return tokens, ttft
+
+
+async def measure(args: argparse.Namespace, engine_flags: list[str]) -> dict:
+    from vllm import SamplingParams
+    from vllm.sampling_params import RequestOutputKind
+
+    from server.harmony.encoding import load_harmony
+
+    llm = _engine(args.model, engine_flags)
+    try:
+        bias = {int(k): v for k, v in json.loads(args.logit_bias).items()} if args.logit_bias else None
+        stops = list(load_harmony().stop_token_ids)
+
+        def params(max_tokens: int) -> SamplingParams:
+            return SamplingParams(max_tokens=max_tokens, temperature=args.temperature,
+                                  logit_bias=bias, stop_token_ids=stops, detokenize=False,
+                                  skip_special_tokens=False, output_kind=RequestOutputKind.DELTA)
+
+        prompt = _prompt(args.prompt, None)
+        await _run(llm, prompt, params(4), min(args.concurrency, 8), args.concurrency, "warm")
+        cpu0, t0 = time.process_time(), time.perf_counter()
+        tokens, ttft = await _run(llm, prompt, params(args.max_tokens), args.requests,
+                                  args.concurrency, "bench")
+        wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+        out = {"tokens": tokens, "api_cpu_s": round(cpu, 3), "wall_s": round(wall, 2),
+               "us_per_token": round(cpu / tokens * 1e6, 1) if tokens else None,
+               "ttft_ms_median": round(statistics.median(ttft), 2) if ttft else None,
+               "failures": 0, "errors": []}
+        if args.long_system:
+            long_prompt = _prompt(args.prompt, args.long_system)
+            _, ttft_1k = await _run(llm, long_prompt, params(8), 12, 1, "ttft")
+            out["ttft_1k_ms_median"] = round(statistics.median(ttft_1k), 2) if ttft_1k else None
+        return out
+    finally:
+        llm.shutdown()
+        del llm  # now, not at interpreter exit (where vLLM's __del__ fails noisily)
+        gc.collect()
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    engine_flags: list[str] = []
+    if "--" in argv:
+        cut = argv.index("--")
+        argv, engine_flags = argv[:cut], argv[cut + 1:]
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--requests", type=int, default=64)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--max-tokens", type=int, default=256)
+    parser.add_argument("--temperature", type=float, default=1.0)
+    parser.add_argument("--logit-bias", default=None, help="JSON object: token id -> bias")
+    parser.add_argument("--prompt", default="What is the capital of France?")
+    parser.add_argument("--long-system", default=None,
+                        help="Also measure TTFT with this system text (12 sequential requests).")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("VLLM_NO_USAGE_STATS", "1")
+    result = asyncio.run(measure(args, engine_flags))
+    print("FLOOR " + json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
