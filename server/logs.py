@@ -71,6 +71,9 @@ KNOWN_NOISE: list[tuple[str, str, str]] = [
      "which is what its own renderer would produce"),
     ("vllm.renderers.base", "Using None for EOS token id because tokenizer is not initialized",
      "by design (no vLLM tokenizer): Harmony's stop tokens are passed as stop_token_ids"),
+    ("vllm.compilation.decorators", "Compiling model again due to a load failure",
+     "on later starts: vLLM 0.32's CPU build cannot load the torch.compile cache it saved (the "
+     "loaded function lacks finalize_loading), so it compiles again, as on the first start"),
     ("vllm.v1.utils", "[shutdown] Process manager: force killing remaining process",
      "the server gives the engine 2 s to exit (engine/vllm.py: the SIGTERM contract); on CPU "
      "its worker takes longer, and no request is left by then"),
