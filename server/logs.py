@@ -57,6 +57,9 @@ KNOWN_NOISE: list[tuple[str, str, str]] = [
      "speed-up that vLLM's CPU build works without"),
     ("vllm.config.vllm", "Model Runner V2 requires Triton",
      "without Triton vLLM uses its V1 model runner, the one its CPU build is tested with"),
+    ("vllm.config.vllm", "Inductor compilation was disabled by user settings",
+     "the CPU build itself switches vLLM's compilation mode to one whole-model torch.compile "
+     "(or --enforce-eager turned it off): no user setting is wrong"),
     ("vllm.platforms.cpu", "Reset SSM cache type to float32",
      "a setting for state-space (Mamba) layers; gpt-oss has none"),
     ("vllm.v1.worker.cpu_worker", "libtcmalloc is not found in LD_PRELOAD",
