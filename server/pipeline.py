@@ -176,18 +176,25 @@ class Pipeline:
         cached = 0
         pending: list[Event] = []
         unsent = 0
+        next_step, feed = generation.next_step, decoder.feed  # the per-token loop: bound once
         try:
             while reason is None:
-                delta = await generation.next_step(stream)
-                # only this step's events go through the stop matcher: those already pending
-                # (stream_interval > 1) went through it before and must not be fed again
-                fresh: list[Event] = []
-                decoder.feed(delta.token_ids, fresh)
-                unsent += len(delta.token_ids)
+                delta = await next_step(stream)
+                tokens = delta.token_ids
+                unsent += len(tokens)
                 reason = delta.finish_reason
-                cached = delta.cached_tokens or cached
-                hit = apply_stop(stopper, fresh) if stopper is not None else None
-                pending += fresh
+                if delta.cached_tokens:
+                    cached = delta.cached_tokens
+                if stopper is None:
+                    feed(tokens, pending)
+                    hit = None
+                else:
+                    # only this step's events go through the stop matcher: those already
+                    # pending (stream_interval > 1) went through it before, not again
+                    fresh: list[Event] = []
+                    feed(tokens, fresh)
+                    hit = apply_stop(stopper, fresh)
+                    pending += fresh
                 if hit is not None:
                     metrics.ABORTS.labels("stop_string").inc()
                     decoder.stop_at(hit.item)
