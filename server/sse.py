@@ -95,16 +95,15 @@ class EventStreamResponse(Response):
             await self.cleanup.aclose()
 
     async def _send_body(self, send) -> None:
-        async def emit(data: bytes) -> None:
-            await send({"type": "http.response.body", "body": data, "more_body": True})
-
-        await emit(self.first)
+        await send({"type": "http.response.body", "body": self.first, "more_body": True})
         try:
-            async for chunk in self.rest:
-                await emit(chunk)
+            async for chunk in self.rest:  # the hot path: one send per batch, nothing between
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
         except APIError as exc:
-            await emit(self.error_frame(exc))
+            await send({"type": "http.response.body", "body": self.error_frame(exc),
+                        "more_body": True})
         except Exception:
             log.exception("stream failed after the response started")
-            await emit(self.error_frame(ServerError("the server failed while streaming")))
+            error = self.error_frame(ServerError("the server failed while streaming"))
+            await send({"type": "http.response.body", "body": error, "more_body": True})
         await send({"type": "http.response.body", "body": self.done, "more_body": False})
