@@ -205,6 +205,12 @@ def configure_logging(level: str, secrets: list[str], log_format: str = "auto",
                                                       args.exc_traceback)
     _handler = handler
     if capture_output:
+        # multiprocessing's resource tracker (vLLM's engine processes use it) outlives this
+        # process; started now, before the capture, its warnings at exit (leaked shared memory
+        # or semaphores: a bug) reach the real stderr instead of a pipe nobody reads any more.
+        from multiprocessing import resource_tracker
+
+        resource_tracker.ensure_running()
         capture = OutputCapture(handler)
         capture.start()
         atexit.register(capture.stop)
