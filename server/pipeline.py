@@ -28,6 +28,10 @@ from server.limits import check_plan
 from server.plan import Plan
 from server.stops import StopMatcher, apply_stop
 
+# Conversations with at least this much message text (~5k tokens, a few ms of rendering) are
+# rendered cooperatively by ``prerender``; shorter ones render in ``prepare`` at once.
+PRERENDER_MIN_CHARS = 20_000
+
 
 @dataclass(slots=True)
 class Job:
@@ -72,6 +76,21 @@ class Pipeline:
             return plan.prompts, logit_bias
         return [self.renders.render(plan.conversation, self.settings.harmony_date,
                                     self._render_owner(api_key))], logit_bias
+
+    async def prerender(self, plan: Plan, api_key: str | None = None) -> None:
+        """Render a long conversation into the render cache before ``prepare``, handing the
+        event loop back between messages, so that an agent-sized first render does not stall
+        the streams already running (openai_harmony holds the GIL: a thread would not help);
+        ``prepare`` then assembles the prompt from cache hits. It raises what ``prepare``
+        would, from the same checks, before rendering anything."""
+        conversation, owner = plan.conversation, self._render_owner(api_key)
+        if (conversation is None or owner is None or not self.renders.max_bytes
+                or sum(len(m.text) for m in conversation.messages) < PRERENDER_MIN_CHARS):
+            return
+        if plan.model not in self.settings.served_model_name:
+            raise ModelNotFoundError(f"the model '{plan.model}' does not exist", param="model")
+        check_plan(plan, self.settings, self.engine.vocab_size)
+        await self.renders.render_async(conversation, self.settings.harmony_date, owner)
 
     def _render_owner(self, api_key: str | None) -> str | None:
         """The render cache's namespace: shared unless --cache-salt-per-key; None (no caching)

@@ -181,3 +181,49 @@ def test_int_and_float_schemas_are_different_heads(harmony, effort):
                                   "properties": {"n": {"type": "integer", "minimum": minimum}}})]
         conversation = p.Conversation(effort, [], tools, [p.user("hi")])
         assert cache.render(conversation, DATE) == render_conversation(harmony, conversation, DATE)
+
+
+async def test_render_async_hands_the_loop_back_between_messages(harmony):
+    cache = RenderCache(harmony, 10**9)
+    conversation = _conversation(3, messages=6)
+    ran = 0
+    done = False
+
+    async def other_stream() -> None:
+        nonlocal ran
+        while not done:
+            ran += 1
+            await asyncio.sleep(0)
+
+    task = asyncio.create_task(other_stream())
+    await asyncio.sleep(0)
+    ran = 0
+    tokens = await cache.render_async(conversation, DATE, slice_s=0)
+    done = True
+    await task
+    assert tokens == render_conversation(harmony, conversation, DATE)
+    assert ran >= 1 + len(conversation.messages) - 6  # once per piece rendered (6 reasonings dropped)
+
+
+async def test_prerender_fills_the_cache_that_prepare_then_reads(harmony):
+    from server.errors import ModelNotFoundError
+    from server.pipeline import PRERENDER_MIN_CHARS
+    from tests.unit.helpers import scripted_pipeline
+
+    pipeline = scripted_pipeline(harmony, "<|channel|>final<|message|>ok<|return|>", 1)
+    long = _conversation(4, messages=8, size=PRERENDER_MIN_CHARS // 8)
+    plan = p.Plan(model="m", conversation=long)
+    await pipeline.prerender(plan)
+    cache = pipeline.renders
+    misses = cache.misses
+    assert len(cache) > 0
+    prompt, _ = pipeline.checked_prompt(plan)
+    assert prompt == render_conversation(harmony, long, "2026-01-01")
+    assert cache.misses == misses  # all hits
+    short = p.Plan(model="m", conversation=_conversation(5, messages=1))
+    entries = len(cache)
+    await pipeline.prerender(short)  # short conversations render in prepare, at once
+    assert len(cache) == entries
+    with pytest.raises(ModelNotFoundError):  # the error prepare would raise, nothing rendered
+        await pipeline.prerender(p.Plan(model="other", conversation=_conversation(6, 8, 4000)))
+    assert len(cache) == entries
