@@ -53,7 +53,7 @@ from server.harmony.render import _kept, _render_message, conversation_date, ren
 from server.plan import Conversation, Message
 
 ENTRY_OVERHEAD = 160  # bytes per entry besides its tokens and key text: dict slot, key, array
-DEFAULT_SLICE_S = 0.002  # render_async hands the event loop back at least this often
+DEFAULT_SLICE_S = 0.001  # render_async hands the event loop back after this much rendering
 
 
 class RenderCache:
