@@ -9,7 +9,8 @@ import sys
 
 from server.config import Settings
 from server.lifecycle import Lifecycle
-from server.logs import JSONFormatter, KnownNoise, TextFormatter, record_from_line
+from server.log_capture import record_from_line
+from server.logs import JSONFormatter, KnownNoise, TextFormatter
 from tests.server_process import ROOT
 
 CHILD = """
