@@ -76,6 +76,10 @@ class Settings(BaseSettings):
     max_stop_chars: int = Field(256, ge=1, description="Longest stop string.")
     max_tools: int = Field(128, ge=0, description="Most tools in one request.")
     max_tool_schema_bytes: int = Field(64 * 1024, ge=64, description="Largest JSON of all tools.")
+    max_schema_bytes: int = Field(
+        64 * 1024, ge=64, description="Largest JSON schema for constrained decoding "
+        "(response_format, text.format, strict tools).")
+    max_schema_depth: int = Field(32, ge=1, description="Deepest nesting of such a schema.")
     max_logit_bias: int = Field(300, ge=0, description="Most logit_bias entries.")
 
     # Admission, deadlines, watchdog, drain

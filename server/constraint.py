@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from dataclasses import dataclass
 
 from server.errors import InvalidRequestError
 
 ANY_OBJECT = '{"type": "object"}'  # json_object / a tool without parameters
+_XGRAMMAR_PREFIX = re.compile(r"^\[[\d:]+\] \S+:\d+: ")
 
 
 Grammar = tuple[str, bool]  # (a JSON schema's canonical text, strict: no extra properties)
@@ -56,7 +58,9 @@ def _convert(text: str, strict: bool) -> str | None:
     try:
         xgrammar.Grammar.from_json_schema(text, strict_mode=strict, any_whitespace=False)
     except Exception as exc:  # noqa: BLE001 - xgrammar raises RuntimeError with a C++ trace
-        return str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        # its last line, without the "[hh:mm:ss] /path/of/its/source.cc:123: " it begins with
+        message = str(exc).strip().splitlines()[-1] if str(exc).strip() else ""
+        return _XGRAMMAR_PREFIX.sub("", message) or type(exc).__name__
     return None
 
 
@@ -87,12 +91,17 @@ def plan_constraint(tools, settings, *, final: Grammar | None = None, required: 
                     tool_param=lambda i: f"tools.{i}.parameters") -> Constraint | None:
     """The constraint of a request, from its (rendered) tools, final-answer schema and tool
     choice; None when nothing needs constraining. Strict tools' arguments are constrained
-    whenever they are called, under ``auto`` too."""
+    whenever they are called, under ``auto`` too. When a call is forced (required or named),
+    every callable tool's arguments follow its declared schema, a non-strict tool's in
+    xgrammar's non-strict mode (properties the schema does not forbid may be added): a call the
+    model did not mean to make would otherwise get free-text arguments, often not JSON at all."""
     if named is not None and named not in {t.name for t in tools}:
         raise InvalidRequestError(f"tool_choice names '{named}', which is not a declared tool",
                                   param=named_param)
-    calls = tuple((t.name, checked_schema(t.parameters, tool_param(i), settings)
-                   if t.strict else None)
+    forced = required or named is not None
+    calls = tuple((t.name, checked_schema(t.parameters, tool_param(i), settings,
+                                          strict=bool(t.strict))
+                   if t.strict or forced else None)
                   for i, t in enumerate(tools) if named is None or t.name == named)
     if final is None and not required and named is None and not any(g for _, g in calls):
         return None

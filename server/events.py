@@ -47,11 +47,18 @@ class ReasoningDelta:
     text: str
 
 
+# One visible token's logprob: (its text in the content, its bytes, its logprob, the top
+# alternatives as (bytes, logprob)). A token that ends mid-character has text "" and the token
+# that completes the character carries it, so the texts concatenate to the content.
+TokenLogprob = tuple[str, bytes, float, tuple[tuple[bytes, float], ...]]
+
+
 @dataclass(slots=True, frozen=True)
 class ContentDelta:
     choice: int
     item: int
     text: str
+    logprobs: tuple[TokenLogprob, ...] | None = None  # when the request asked for them
 
 
 @dataclass(slots=True, frozen=True)

@@ -20,6 +20,7 @@ from server.engine.protocol import Engine, GenerationRequest, SamplingOptions
 from server.errors import ContextLengthExceededError, InvalidRequestError, ModelNotFoundError
 from server.events import EndReason, Event, Finish
 from server.generation import Generation
+from server.harmony.constrain import engine_rules
 from server.harmony.decode import ChoiceDecoder
 from server.harmony.encoding import Harmony
 from server.harmony.raw import RawDecoder
@@ -120,6 +121,11 @@ class Pipeline:
 
     def prepare(self, plan: Plan, job_id: str, api_key: str | None = None) -> Job:
         prompts, logit_bias = self.checked_prompts(plan, api_key)
+        unavailable = getattr(self.engine, "constraints_unavailable", None)
+        if plan.constraint is not None and unavailable:
+            raise InvalidRequestError(f"constrained decoding is not available: {unavailable}",
+                                      param="response_format" if plan.constraint.final
+                                      else "tool_choice")
         # a batch shares one max_tokens: the room of its longest prompt
         room = min(self.check_prompt(prompt, plan.input_param) for prompt in prompts)
         s = plan.sampling
@@ -136,6 +142,9 @@ class Pipeline:
             seed=s.seed,
             logit_bias=logit_bias,
             cache_salt=self._cache_salt(api_key),
+            constraint=(engine_rules(self.harmony, plan.constraint)
+                        if plan.constraint is not None else None),
+            logprobs=s.logprobs,
         )
         tools = [t.name for t in plan.conversation.tools] if plan.conversation else []
         return Job(id=job_id, model=plan.model, prompts=prompts, n=plan.n, options=options,
@@ -205,13 +214,13 @@ class Pipeline:
                 if delta.cached_tokens:
                     cached = delta.cached_tokens
                 if stopper is None:
-                    feed(tokens, pending)
+                    feed(tokens, pending, delta.logprobs)
                     hit = None
                 else:
                     # only this step's events go through the stop matcher: those already
                     # pending (stream_interval > 1) went through it before, not again
                     fresh: list[Event] = []
-                    feed(tokens, fresh)
+                    feed(tokens, fresh, delta.logprobs)
                     hit = apply_stop(stopper, fresh)
                     pending += fresh
                 if hit is not None:

@@ -92,6 +92,7 @@ class Sampling:
     frequency_penalty: float | None = None
     seed: int | None = None
     logit_bias: dict[str, float] | None = None
+    logprobs: int | None = None  # None: none; k: each visible token's logprob and the top k
 
 
 @dataclass(slots=True)

@@ -8,11 +8,12 @@ from server.events import ContentDelta, Event
 
 
 class StopMatcher:
-    __slots__ = ("_stops", "_held", "held_in")
+    __slots__ = ("_stops", "_held", "_held_logprobs", "held_in")
 
     def __init__(self, stops: list[str]) -> None:
         self._stops = stops
         self._held = ""
+        self._held_logprobs: list = []  # the held text's tokens, with logprobs
         self.held_in: ContentDelta | None = None  # the last delta fed: its item holds _held
 
     def feed(self, text: str) -> tuple[str, str | None]:
@@ -38,6 +39,33 @@ class StopMatcher:
         held, self._held = self._held, ""
         return held
 
+    def feed_logprobs(self, text: str, logprobs: tuple) -> tuple[str, str | None, tuple]:
+        """``feed`` for text that carries token logprobs (their texts concatenate to it):
+        a token is held back whole while any of its text is, and cut at a stop string."""
+        buffer, entries = self._held + text, [*self._held_logprobs, *logprobs]
+        emitted, stop = self.feed(text)
+        out, end = [], 0
+        for k, entry in enumerate(entries):
+            if end + len(entry[0]) <= len(emitted):
+                out.append(entry)
+                end += len(entry[0])
+                continue
+            if stop is not None:  # the stop string starts inside this token: keep its part
+                if len(emitted) > end:
+                    out.append((emitted[end:], *entry[1:]))
+                entries = []
+            else:  # hold this token whole, and the text from its start
+                self._held, emitted, entries = buffer[end:], buffer[:end], entries[k:]
+            break
+        else:
+            entries = []
+        self._held_logprobs = entries
+        return emitted, stop, tuple(out)
+
+    def flush_logprobs(self) -> tuple:
+        held, self._held_logprobs = self._held_logprobs, []
+        return tuple(held)
+
 
 @dataclass(slots=True, frozen=True)
 class StopHit:
@@ -57,17 +85,23 @@ def apply_stop(stopper: StopMatcher, events: list[Event]) -> StopHit | None:
     hit = None
     for event in events:
         if isinstance(event, ContentDelta):
-            text, stop = stopper.feed(event.text)
+            if event.logprobs is None:
+                text, stop = stopper.feed(event.text)
+                logprobs = None
+            else:
+                text, stop, logprobs = stopper.feed_logprobs(event.text, event.logprobs)
             stopper.held_in = event
-            if text:
-                out.append(ContentDelta(event.choice, event.item, text))
+            if text or logprobs:
+                out.append(ContentDelta(event.choice, event.item, text, logprobs))
             if stop is not None:
                 hit = StopHit(stop, event.item)
                 break
         else:
             held = stopper.flush()
-            if held:
-                out.append(ContentDelta(stopper.held_in.choice, stopper.held_in.item, held))
+            logprobs = stopper.flush_logprobs() or None
+            if held or logprobs:
+                out.append(ContentDelta(stopper.held_in.choice, stopper.held_in.item, held,
+                                        logprobs))
             out.append(event)
     events[:] = out
     return hit

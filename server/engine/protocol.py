@@ -31,6 +31,7 @@ class SamplingOptions:
     logit_bias: dict[int, float] = field(default_factory=dict)
     cache_salt: str | None = None
     constraint: dict | None = None  # Harmony routes (server.harmony.constrain); None: free
+    logprobs: int | None = None  # None: none; k: each token's logprob and the top k
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +39,9 @@ class GenerationRequest:
     request_id: str
     prompt_token_ids: list[int]
     options: SamplingOptions
+
+
+TokenLogprob = tuple[float, tuple[tuple[int, float], ...]]
 
 
 @dataclass(slots=True)
@@ -51,6 +55,8 @@ class TokenDelta:
     token_ids: list[int]
     finish_reason: str | None = None
     cached_tokens: int | None = None  # prompt tokens served from the prefix cache (if known)
+    # with SamplingOptions.logprobs: per token, (its logprob, ((id, logprob) of the top k))
+    logprobs: list[TokenLogprob] | None = None
 
 
 @dataclass(frozen=True, slots=True)

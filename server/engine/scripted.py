@@ -44,6 +44,18 @@ def load_script(path: Path) -> list[str]:
     return completions
 
 
+def _placeholder_logprobs(tokens: list[int], top: int | None, vocab_size: int):
+    """Logprobs for replayed tokens: made up, deterministic and well-formed (the token itself
+    first, then the next ids with lower values); the scripted engine has no model."""
+    if top is None:
+        return None
+    out = []
+    for token in tokens:
+        value = -0.25 * (token % 5) - 0.01
+        out.append((value, tuple(((token + j) % vocab_size, value - j) for j in range(top))))
+    return out
+
+
 # With no delay, hand the event loop over every this many steps: enough for fairness between
 # requests and for cancellation, without costing a loop iteration per token in benchmarks.
 YIELD_EVERY = 16
@@ -116,7 +128,9 @@ class ScriptedEngine:
                     return
                 chunk = tokens[start: start + self._chunk_size]
                 finished = start + self._chunk_size >= len(tokens)
-                yield TokenDelta(chunk, reason if finished else None)
+                yield TokenDelta(chunk, reason if finished else None,
+                                 logprobs=_placeholder_logprobs(chunk, request.options.logprobs,
+                                                                self._vocab_size))
             if not tokens:
                 finished = True
                 yield TokenDelta([], reason)

@@ -122,6 +122,18 @@ def _release_shared_memory(paths: set[str]) -> None:
             resource_tracker.unregister("/" + os.path.basename(path), "shared_memory")
 
 
+def _logprobs(tokens: list[int], positions, top: int | None):
+    """Each new token's logprob and the top ``top`` (by vLLM's rank), or None."""
+    if top is None or not positions:
+        return None
+    out = []
+    for token, position in zip(tokens, list(positions)[-len(tokens):], strict=True):
+        ranked = sorted(position.items(), key=lambda item: item[1].rank or 0)
+        out.append((position[token].logprob,
+                    tuple((i, p.logprob) for i, p in ranked if (p.rank or 0) <= top)[:top]))
+    return out
+
+
 class EngineArgsError(ValueError):
     """A flag that neither the server nor vLLM's engine knows."""
 
@@ -316,6 +328,7 @@ class VLLMEngine:
             skip_special_tokens=False,
             output_kind=RequestOutputKind.DELTA,
             extra_args={EXTRA_ARG: o.constraint} if o.constraint else None,
+            logprobs=o.logprobs,
         )
 
     async def generate(self, request: GenerationRequest) -> AsyncIterator[TokenDelta]:
@@ -335,8 +348,10 @@ class VLLMEngine:
                 if output.finished:
                     finished = True
                     reason = _FINISH_REASONS.get(completion.finish_reason or "abort", "abort")
-                yield TokenDelta(list(completion.token_ids), reason,
-                                 output.num_cached_tokens if finished else None)
+                tokens = list(completion.token_ids)
+                yield TokenDelta(tokens, reason, output.num_cached_tokens if finished else None,
+                                 _logprobs(tokens, completion.logprobs,
+                                           request.options.logprobs))
                 if finished:
                     return
         except VLLMEngineDeadError as exc:

@@ -66,8 +66,8 @@ class ChoiceDecoder:
     """Turns one choice's generated tokens into events, and counts its usage."""
 
     __slots__ = ("_harmony", "_parser", "_special", "_message_ends", "_choice", "_tools",
-                 "_delta", "_header", "_kinds", "open_item", "tokens", "reasoning_tokens",
-                 "failed", "tool_calls")
+                 "_delta", "_header", "_kinds", "_partial", "open_item", "tokens",
+                 "reasoning_tokens", "failed", "tool_calls")
 
     def __init__(self, harmony: Harmony, choice: int, declared_tools: Collection[str] = ()):
         self._harmony = harmony
@@ -79,18 +79,20 @@ class ChoiceDecoder:
         self._delta: type | None = None  # the delta class of the open item; None: between items
         self._header: list[int] | None = []  # tokens before the first item (None once one opened)
         self._kinds: list[ItemKind] = []  # of each item opened so far
+        self._partial: list = []  # logprobs of content tokens that ended mid-character
         self.open_item: int | None = None
         self.tokens = 0
         self.reasoning_tokens = 0
         self.tool_calls = 0
         self.failed = False
 
-    def feed(self, token_ids: list[int], out: list[Event]) -> None:
-        """Process tokens, appending the events they produce to ``out``."""
+    def feed(self, token_ids: list[int], out: list[Event], logprobs: list | None = None) -> None:
+        """Process tokens, appending the events they produce to ``out``; ``logprobs`` (one
+        per token, from the engine) are attached to the visible content's deltas."""
         if self.failed:
             return
         parser = self._parser
-        for token in token_ids:
+        for i, token in enumerate(token_ids):
             self.tokens += 1
             try:
                 parser.process(token)
@@ -114,12 +116,26 @@ class ChoiceDecoder:
                 if self._delta is ReasoningDelta:
                     self.reasoning_tokens += 1
                 delta = parser.last_content_delta
-                if delta:
+                if logprobs is not None and self._delta is ContentDelta:
+                    self._content_with_logprobs(token, delta, logprobs[i], out)
+                elif delta:
                     out.append(self._delta(self._choice, self.open_item, delta))
             elif token == self._special.message:
                 self._open(out)
             elif self._header is not None:
                 self._header.append(token)
+
+    def _content_with_logprobs(self, token: int, text: str, logprob, out: list[Event]) -> None:
+        """A content token's delta with its logprob; a token that ends mid-character waits
+        for the one that completes it, which carries the text."""
+        value, top = logprob
+        token_bytes = self._harmony.token_bytes
+        entry = ("", token_bytes(token), value, tuple((token_bytes(t), v) for t, v in top))
+        self._partial.append(entry)
+        if text:
+            entries = [*self._partial[:-1], (text, *entry[1:])]
+            self._partial = []
+            out.append(ContentDelta(self._choice, self.open_item, text, tuple(entries)))
 
     def _open(self, out: list[Event]) -> None:
         recipient = self._parser.current_recipient

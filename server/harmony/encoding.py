@@ -9,6 +9,7 @@ and check its SHA-256 either way. Any failure is a ``VocabularyError`` with a cl
 
 from __future__ import annotations
 
+import base64
 import functools
 import gzip
 import hashlib
@@ -113,8 +114,28 @@ class Harmony:
         tokens = self.encoding.render(Message.from_role_and_content(Role.USER, text))
         return tokens[tokens.index(self.special.message) + 1: -1]
 
+    def token_bytes(self, token: int) -> bytes:
+        """The bytes of one token (logprobs report them); special tokens as their text."""
+        table = _byte_table(self)
+        return table[token] if token < len(table) else b""
+
     def decode_text(self, token_ids: list[int]) -> str:
         return self.encoding.decode_utf8(token_ids)
+
+
+@functools.cache
+def _byte_table(harmony: Harmony) -> list[bytes]:
+    """Every token's bytes, read once from the verified vocabulary file (when logprobs are
+    first asked for)."""
+    table = [b""] * harmony.vocab_end
+    path = Path(os.environ[ENV_VAR]) / VOCAB_FILE
+    for line in path.read_bytes().splitlines():
+        token, rank = line.split()
+        table[int(rank)] = base64.b64decode(token)
+    for text in harmony.encoding.special_tokens_set:
+        (token,) = harmony.encoding.encode(text, allowed_special="all")
+        table[token] = text.encode()
+    return table
 
 
 @functools.cache

@@ -30,10 +30,13 @@ _MAX_PENDING = 4
 class RawDecoder:
     """The ChoiceDecoder's interface (feed, stop_at, finish) over plain text."""
 
-    __slots__ = ("_encoding", "_choice", "_stops", "_pending", "open_item", "tokens", "failed")
+    __slots__ = ("_harmony", "_encoding", "_choice", "_stops", "_pending", "_entries",
+                 "open_item", "tokens", "failed")
 
     def __init__(self, harmony: Harmony, choice: int) -> None:
+        self._harmony = harmony
         self._encoding = harmony.encoding
+        self._entries: list | None = None  # logprobs of the pending tokens
         self._choice = choice
         self._stops = frozenset(harmony.stop_token_ids)
         self._pending: list[int] = []
@@ -41,15 +44,17 @@ class RawDecoder:
         self.tokens = 0
         self.failed = False  # never: raw text cannot be malformed
 
-    def feed(self, token_ids: list[int], out: list[Event]) -> None:
+    def feed(self, token_ids: list[int], out: list[Event], logprobs: list | None = None) -> None:
         if self.open_item is None and token_ids:
             self.open_item = 0
             out.append(ItemStart(self._choice, 0, ItemKind.MESSAGE))
-        for token in token_ids:
+        for i, token in enumerate(token_ids):
             self.tokens += 1
             if token in self._stops:
                 continue  # ends the completion (the engine stops here), not part of the text
             self._pending.append(token)
+            if logprobs is not None:
+                self._entry(token, logprobs[i])
             try:
                 text = self._encoding.decode_utf8(self._pending)
             except HarmonyError:  # an incomplete UTF-8 character: wait for its other bytes
@@ -58,7 +63,20 @@ class RawDecoder:
                 text = self._encoding.decode(self._pending)  # invalid for good: replace
             self._pending.clear()
             if text:
-                out.append(ContentDelta(self._choice, 0, text))
+                out.append(self._delta(text))
+
+    def _entry(self, token: int, logprob) -> None:
+        value, top = logprob
+        token_bytes = self._harmony.token_bytes
+        entries = self._entries = self._entries or []
+        entries.append(("", token_bytes(token), value, tuple((token_bytes(t), v) for t, v in top)))
+
+    def _delta(self, text: str) -> ContentDelta:
+        """The text of the pending tokens, carried by the last of them (with logprobs)."""
+        entries, self._entries = self._entries, None
+        if entries:
+            entries[-1] = (text, *entries[-1][1:])
+        return ContentDelta(self._choice, 0, text, tuple(entries) if entries else None)
 
     def stop_at(self, item: int) -> None:
         self.open_item = item
@@ -66,7 +84,7 @@ class RawDecoder:
     def finish(self, engine_reason: str, prompt_tokens: int, out: list[Event],
                stop: str | None = None) -> None:
         if self._pending and stop is None:
-            out.append(ContentDelta(self._choice, 0, self._encoding.decode(self._pending)))
+            out.append(self._delta(self._encoding.decode(self._pending)))
         if self.open_item is not None:
             out.append(ItemEnd(self._choice, 0, engine_reason == "length"))
         if engine_reason == "length":

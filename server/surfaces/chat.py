@@ -38,7 +38,7 @@ from server.schemas.chat_request import (
     ReasoningConfig,
 )
 from server.sse import DONE, data_frame, error_data_frame
-from server.surfaces.common import coalesce, resolve_effort
+from server.surfaces.common import coalesce, openai_logprobs, resolve_effort
 
 # -- the adapter ------------------------------------------------------------------------------
 
@@ -107,11 +107,8 @@ def _refuse_unsupported(request: CompletionCreateParams) -> None:
     if request.stream_options is not None and not request.stream:
         raise InvalidRequestError("stream_options is only allowed when stream is true",
                                   param="stream_options")
-    if request.logprobs:
-        raise InvalidRequestError("logprobs are not supported by this server", param="logprobs")
-    if request.top_logprobs:  # OpenAI refuses it without logprobs too: never silently ignored
-        raise InvalidRequestError("top_logprobs needs logprobs, which this server does not "
-                                  "support", param="top_logprobs")
+    if request.top_logprobs is not None and not request.logprobs:  # as OpenAI: never ignored
+        raise InvalidRequestError("top_logprobs needs logprobs: true", param="top_logprobs")
 
 
 def _constraint(request: CompletionCreateParams, tools: list[p.Tool],
@@ -159,7 +156,8 @@ def to_plan(request: CompletionCreateParams, settings: Settings) -> p.Plan:
             temperature=request.temperature, top_p=request.top_p, top_k=request.top_k,
             min_p=request.min_p, presence_penalty=request.presence_penalty,
             frequency_penalty=request.frequency_penalty, seed=request.seed,
-            logit_bias=request.logit_bias),
+            logit_bias=request.logit_bias,
+            logprobs=(request.top_logprobs or 0) if request.logprobs else None),
         n=request.n or 1,
         stop=stop,
         show_reasoning=show_reasoning(request.include_reasoning, request.reasoning),
@@ -197,6 +195,7 @@ def usage_dict(usages: list[Usage]) -> dict:
 class _Message:
     reasoning: list[str] = field(default_factory=list)
     content: list[str] = field(default_factory=list)
+    logprobs: list = field(default_factory=list)
     tool_calls: list[dict] = field(default_factory=list)
     finish: Finish | None = None
 
@@ -224,7 +223,7 @@ class ChatExchange:
         """The chunk delta for one event (None: nothing to send)."""
         kind = type(event)
         if kind is ContentDelta:
-            return {"content": event.text}
+            return {"content": event.text}  # its logprobs go beside the delta (frames)
         if kind is ReasoningDelta:
             return {name: event.text for name in self.fields} or None
         if kind is ArgumentsDelta:
@@ -256,7 +255,10 @@ class ChatExchange:
                 if event.choice not in started:
                     started.add(event.choice)
                     delta = {"role": "assistant", **delta}
-                choice = {"index": event.choice, "delta": delta, "logprobs": None,
+                logprobs = None
+                if type(event) is ContentDelta and event.logprobs is not None:
+                    logprobs = {"content": openai_logprobs(event.logprobs), "refusal": None}
+                choice = {"index": event.choice, "delta": delta, "logprobs": logprobs,
                           "finish_reason": finish}
                 out.append(data_frame({**head, "choices": [choice]}))
             if out:
@@ -274,6 +276,7 @@ class ChatExchange:
                 kind = type(event)
                 if kind is ContentDelta:
                     message.content.append(event.text)
+                    message.logprobs += event.logprobs or ()
                 elif kind is ReasoningDelta:
                     message.reasoning.append(event.text)
                 elif kind is ArgumentsDelta:
@@ -300,5 +303,8 @@ class ChatExchange:
         body["tool_calls"] = message.tool_calls or None
         body["refusal"] = None
         finish = finish_reason(message.finish) if message.finish else "stop"
-        return {"index": index, "message": body, "logprobs": None, "finish_reason": finish}
+        logprobs = None
+        if self.request.logprobs:
+            logprobs = {"content": openai_logprobs(message.logprobs), "refusal": None}
+        return {"index": index, "message": body, "logprobs": logprobs, "finish_reason": finish}
 

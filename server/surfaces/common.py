@@ -37,8 +37,23 @@ def coalesce(batch: list[Event]) -> list[Event]:
         kind = type(event)
         if (kind is type(last) and kind in _TEXT_DELTAS and event.choice == last.choice
                 and event.item == last.item):
-            last = merged[-1] = kind(event.choice, event.item, last.text + event.text)
+            if kind is ContentDelta and (last.logprobs or event.logprobs):
+                last = merged[-1] = ContentDelta(event.choice, event.item, last.text + event.text,
+                                                 (*(last.logprobs or ()),
+                                                  *(event.logprobs or ())))
+            else:
+                last = merged[-1] = kind(event.choice, event.item, last.text + event.text)
         else:
             merged.append(event)
             last = event
     return merged
+
+
+def openai_logprobs(entries) -> list[dict]:
+    """Token logprobs (server.events.TokenLogprob) in OpenAI's shape: ``token`` (its text in
+    the content), ``logprob``, ``bytes`` and ``top_logprobs`` (alternatives' text, possibly a
+    partial character, shown with replacement characters; their bytes are exact)."""
+    return [{"token": text, "logprob": value, "bytes": list(raw),
+             "top_logprobs": [{"token": alt.decode("utf-8", "replace"), "logprob": alt_value,
+                               "bytes": list(alt)} for alt, alt_value in top]}
+            for text, raw, value, top in entries]

@@ -27,9 +27,6 @@ def _refuse_unsupported(request: CompletionCreateParams) -> None:
     if request.suffix is not None:
         raise InvalidRequestError("suffix is not supported: gpt-oss has no fill-in-the-middle "
                                   "mode", param="suffix")
-    if request.logprobs:
-        raise InvalidRequestError("logprobs are not supported by this server yet",
-                                  param="logprobs")
     if request.best_of not in (None, 1, request.n):
         raise InvalidRequestError("best_of must equal n (each choice is returned)",
                                   param="best_of")
@@ -83,12 +80,25 @@ class CompletionsExchange:
                 max_tokens=request.max_tokens, temperature=request.temperature,
                 top_p=request.top_p, presence_penalty=request.presence_penalty,
                 frequency_penalty=request.frequency_penalty, seed=request.seed,
-                logit_bias=request.logit_bias))
+                logit_bias=request.logit_bias, logprobs=request.logprobs))
 
     def _echo(self, job: Job, choice: int) -> str:
         if not self.request.echo:
             return ""
         return self.harmony.encoding.decode(job.prompts[choice // job.n])
+
+    def _logprobs(self, entries, offset: int) -> dict | None:
+        """The legacy shape: parallel lists, ``text_offset`` counted in the choice's text."""
+        if self.request.logprobs is None:
+            return None
+        tokens, offsets = [], []
+        for text, *_ in entries:
+            tokens.append(text)
+            offsets.append(offset)
+            offset += len(text)
+        return {"tokens": tokens, "token_logprobs": [e[2] for e in entries],
+                "top_logprobs": [{alt.decode("utf-8", "replace"): value for alt, value in e[3]}
+                                 for e in entries], "text_offset": offsets}
 
     def usage(self, job: Job) -> dict:
         prompt = sum(len(x) for x in job.prompts)
@@ -99,20 +109,23 @@ class CompletionsExchange:
     async def frames(self, job: Job, batches: AsyncIterator[list[Event]]) -> AsyncIterator[bytes]:
         head = {"id": self.id, "object": "text_completion", "created": self.created,
                 "model": job.model}
-        echoed: set[int] = set()
+        sent = [-1] * job.choices  # characters sent per choice (-1: not started: echo first)
 
-        def chunk(choice: int, text: str, finish: str | None = None) -> bytes:
-            if choice not in echoed:
-                echoed.add(choice)
+        def chunk(choice: int, text: str, finish: str | None = None, entries=()) -> bytes:
+            if sent[choice] < 0:
+                sent[choice] = 0
                 text = self._echo(job, choice) + text
-            return data_frame({**head, "choices": [{"index": choice, "text": text,
-                                                    "logprobs": None, "finish_reason": finish}]})
+            offset = sent[choice] + len(text) - sum(len(e[0]) for e in entries)
+            sent[choice] += len(text)
+            return data_frame({**head, "choices": [{
+                "index": choice, "text": text, "logprobs": self._logprobs(entries, offset),
+                "finish_reason": finish}]})
 
         async for batch in batches:
             out = []
             for event in batch:
                 if type(event) is ContentDelta:
-                    out.append(chunk(event.choice, event.text))
+                    out.append(chunk(event.choice, event.text, entries=event.logprobs or ()))
                 elif type(event) is Finish:
                     self.usages.append(event.usage)
                     out.append(chunk(event.choice, "", finish_reason(event)))
@@ -124,17 +137,20 @@ class CompletionsExchange:
 
     async def collect(self, job: Job, batches: AsyncIterator[list[Event]]) -> dict:
         texts: list[list[str]] = [[self._echo(job, c)] for c in range(job.choices)]
+        entries: list[list] = [[] for _ in range(job.choices)]
         finishes: dict[int, str] = {}
         async for batch in batches:
             for event in batch:
                 if type(event) is ContentDelta:
                     texts[event.choice].append(event.text)
+                    entries[event.choice] += event.logprobs or ()
                 elif type(event) is Finish:
                     self.usages.append(event.usage)
                     finishes[event.choice] = finish_reason(event)
         return {"id": self.id, "object": "text_completion", "created": self.created,
                 "model": job.model,
-                "choices": [{"index": c, "text": "".join(texts[c]), "logprobs": None,
+                "choices": [{"index": c, "text": "".join(texts[c]),
+                             "logprobs": self._logprobs(entries[c], len(texts[c][0])),
                              "finish_reason": finishes.get(c, "stop")}
                             for c in range(job.choices)],
                 "usage": self.usage(job)}

@@ -38,7 +38,7 @@ from server.pipeline import Job
 from server.schemas.responses import ResponseCreateParams
 from server.sse import event_frame
 from server.store import ResponseStore, StoredResponse, StoreUnavailableError
-from server.surfaces.common import coalesce, resolve_effort
+from server.surfaces.common import coalesce, openai_logprobs, resolve_effort
 from server.surfaces.responses_input import (
     add_items,
     new_id,
@@ -51,7 +51,8 @@ log = logging.getLogger(__name__)
 
 # `include` values: honoured (reasoning is always returned as plain reasoning_text content, which
 # is what the encrypted form would carry back), or about tools this server does not run.
-_INCLUDE_OK = {"reasoning.encrypted_content", "file_search_call.results",
+LOGPROBS = "message.output_text.logprobs"
+_INCLUDE_OK = {LOGPROBS, "reasoning.encrypted_content", "file_search_call.results",
                "web_search_call.results", "web_search_call.action.sources",
                "code_interpreter_call.outputs", "computer_call_output.output.image_url",
                "message.input_image.image_url"}
@@ -74,9 +75,6 @@ def _refuse_unsupported(request: ResponseCreateParams) -> None:
         if value not in _INCLUDE_OK:
             raise InvalidRequestError(f"include value '{value}' is not supported",
                                       param=f"include.{i}")
-    if request.top_logprobs:
-        raise InvalidRequestError("top_logprobs needs logprobs, which this server does not "
-                                  "support yet", param="top_logprobs")
 
 
 def _constraint(request: ResponseCreateParams, tools: list[p.Tool],
@@ -151,7 +149,9 @@ class ResponsesExchange:
         return p.Plan(model=request.model, conversation=conversation,
                       constraint=_constraint(request, tools, self.settings),
                       sampling=p.Sampling(max_tokens=request.max_output_tokens,
-                                          temperature=request.temperature, top_p=request.top_p),
+                                          temperature=request.temperature, top_p=request.top_p,
+                                          logprobs=(request.top_logprobs or 0)
+                                          if LOGPROBS in (request.include or ()) else None),
                       input_param="input")
 
     def error_frame(self, error: APIError) -> bytes:  # used only if the fold itself fails
@@ -242,6 +242,7 @@ class _Fold:
         self.streaming = streaming
         self.output: list[dict] = []
         self.texts: list[list[str]] = []
+        self.logprobs: list[list] = []  # per item: its tokens' logprobs (messages, if asked)
         self.frames: list[bytes] = []
         self.delta_frames: list[tuple[bytes, bytes, bytes]] = []  # per item, see _delta
         self.sequence = 0
@@ -275,8 +276,13 @@ class _Fold:
     def _delta(self, event) -> None:
         """The hot path: the delta event's frame from bytes made once per item."""
         self.texts[event.item].append(event.text)
+        logprobs = event.logprobs if type(event) is ContentDelta else None
+        if logprobs is not None:
+            self.logprobs[event.item] += logprobs
         if self.streaming:
             head, middle, tail = self.delta_frames[event.item]
+            if logprobs is not None:
+                tail = b',"logprobs":' + orjson.dumps(openai_logprobs(logprobs)) + b"}\n\n"
             self.frames.append(b"".join((head, str(self.sequence).encode(), middle,
                                          orjson.dumps(event.text), tail)))
             self.sequence += 1
@@ -293,6 +299,7 @@ class _Fold:
                     "role": "assistant", "content": []}
         self.output.append(item)
         self.texts.append([])
+        self.logprobs.append([])
         index = len(self.output) - 1
         if self.streaming:
             self.delta_frames.append(_delta_frame_parts(item, index))
@@ -317,8 +324,10 @@ class _Fold:
             part = _part(item, text)
             item["content"] = [part]
             if item["type"] == "message":
+                part["logprobs"] = openai_logprobs(self.logprobs[index])
                 self.frame("response.output_text.done", {**common, "content_index": 0,
-                                                         "text": text, "logprobs": []})
+                                                         "text": text,
+                                                         "logprobs": part["logprobs"]})
             else:
                 self.frame("response.reasoning_text.done", {**common, "content_index": 0,
                                                             "text": text})

@@ -87,7 +87,7 @@ def test_stop_strings_and_max_tokens(serve):
 
 @pytest.mark.parametrize(("change", "param"), [
     ({"suffix": "end"}, "suffix"),
-    ({"logprobs": 2}, "logprobs"),
+    ({"logprobs": 6}, "logprobs"),  # at most 5, as OpenAI
     ({"prompt": []}, "prompt"),
     ({"prompt": [[1, 2], []]}, "prompt"),
     ({"prompt": [201088]}, "prompt"),

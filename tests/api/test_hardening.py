@@ -37,7 +37,7 @@ OVER_LIMIT = [
     ({"logit_bias": {"999999999": 1}}, 400, "logit_bias"),
     ({"logit_bias": {"12": 500}}, 400, "logit_bias"),
     ({"top_logprobs": 50}, 400, "top_logprobs"),
-    ({"logprobs": True}, 400, "logprobs"),
+    ({"logprobs": "yes"}, 400, "logprobs"),
     ({"top_logprobs": 3}, 400, "top_logprobs"),
     ({"temperature": 2.5}, 400, "temperature"),
     ({"top_p": 0}, 400, "top_p"),

@@ -225,7 +225,8 @@ def test_effort_and_echoed_fields(serve, harmony):
     ({"tools": [{**TOOLS[0], "strict": True, "parameters": {"type": "object", "properties": {
         "a": {"type": "string", "pattern": "(("}}}}]}, "tools.0.parameters"),
     ({"tool_choice": "required"}, "tool_choice"),
-    ({"include": ["message.output_text.logprobs"]}, "include.0"),
+    ({"include": ["message.output_text.nonsense"]}, "include.0"),
+    ({"top_logprobs": 21, "include": ["message.output_text.logprobs"]}, "top_logprobs"),
     ({"input": [{"type": "image_generation_call", "id": "x"}]}, "input.0.type"),
     ({"input": [{"role": "user", "content": [{"type": "input_image", "image_url": "u"}]}]},
      "input.0.content.0.type"),
