@@ -53,7 +53,9 @@ async def respond(request: Request, exchange: Exchange) -> Response:
     # before building the plan: while loading, the context length is unknown (not 0)
     state.lifecycle.refuse_unless_serving()
     scope_state = request.scope["state"]
-    job = state.pipeline.prepare(exchange.plan(), exchange.id, scope_state.get("api_key"))
+    plan, api_key = exchange.plan(), scope_state.get("api_key")
+    await state.pipeline.prerender(plan, api_key)  # a long first render yields to the loop
+    job = state.pipeline.prepare(plan, exchange.id, api_key)
     if state.settings.log_prompts:  # off by default: prompts and outputs are user data
         log.info("prompt", extra={"response_id": job.id,
                                   "prompt": state.harmony.decode_text(job.prompt)})
