@@ -100,7 +100,10 @@ def anthropic_body(error: APIError) -> dict:
     """``{"type": "error", "error": {"type", "message"}}`` with Anthropic's error types."""
     kind = _ANTHROPIC_TYPES.get(error.status,
                                 "api_error" if error.status >= 500 else "invalid_request_error")
-    return {"type": "error", "error": {"type": kind, "message": error.message}}
+    message = error.message  # no `param` field here: the message names the field instead
+    if error.param and not message.startswith(error.param):
+        message = f"{error.param}: {message}"
+    return {"type": "error", "error": {"type": kind, "message": message}}
 
 
 def is_anthropic(path: str) -> bool:
