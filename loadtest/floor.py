@@ -48,6 +48,7 @@ def _prompt(text: str, system: str | None) -> list[int]:
 async def _run(llm, prompt: list[int], params, requests: int, concurrency: int,
                tag: str) -> tuple[int, list[float]]:
     """Stream ``requests`` generations, ``concurrency`` at a time; (tokens, TTFT ms each).
+    ``params()`` makes each request's SamplingParams (every server builds one per request).
     TTFT: until the first token after the first ``<|message|>`` (what a client first sees)."""
     queue = list(range(requests))
     tokens = 0
@@ -61,7 +62,7 @@ async def _run(llm, prompt: list[int], params, requests: int, concurrency: int,
             start = time.perf_counter()
             seen_message = False
             first = None
-            async for out in llm.generate({"prompt_token_ids": prompt}, params, f"{tag}-{i}"):
+            async for out in llm.generate({"prompt_token_ids": prompt}, params(), f"{tag}-{i}"):
                 ids = out.outputs[0].token_ids
                 tokens += len(ids)
                 if first is None:
@@ -89,10 +90,11 @@ async def measure(args: argparse.Namespace, engine_flags: list[str]) -> dict:
         bias = {int(k): v for k, v in json.loads(args.logit_bias).items()} if args.logit_bias else None
         stops = list(load_harmony().stop_token_ids)
 
-        def params(max_tokens: int) -> SamplingParams:
-            return SamplingParams(max_tokens=max_tokens, temperature=args.temperature,
-                                  logit_bias=bias, stop_token_ids=stops, detokenize=False,
-                                  skip_special_tokens=False, output_kind=RequestOutputKind.DELTA)
+        def params(max_tokens: int):
+            return lambda: SamplingParams(
+                max_tokens=max_tokens, temperature=args.temperature, logit_bias=bias,
+                stop_token_ids=stops, detokenize=False, skip_special_tokens=False,
+                output_kind=RequestOutputKind.DELTA)
 
         prompt = _prompt(args.prompt, None)
         await _run(llm, prompt, params(4), min(args.concurrency, 8), args.concurrency, "warm")
