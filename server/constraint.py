@@ -86,6 +86,19 @@ def checked_schema(schema, param: str, settings, strict: bool = True) -> Grammar
     return text, strict
 
 
+def final_grammar(kind: str | None, schema, strict: bool | None, param: str,
+                  settings) -> Grammar | None:
+    """The final answer's grammar for a response format: ``json_object`` (any object),
+    ``json_schema`` (its schema, at ``param``), anything else (text) none."""
+    if kind == "json_object":
+        return ANY_OBJECT, False
+    if kind != "json_schema":
+        return None
+    if schema is None:
+        raise InvalidRequestError("a json_schema format needs a schema", param=param)
+    return checked_schema(schema, param, settings, strict=bool(strict))
+
+
 def plan_constraint(tools, settings, *, final: Grammar | None = None, required: bool = False,
                     named: str | None = None, named_param: str = "tool_choice",
                     tool_param=lambda i: f"tools.{i}.parameters") -> Constraint | None:
@@ -95,6 +108,9 @@ def plan_constraint(tools, settings, *, final: Grammar | None = None, required: 
     every callable tool's arguments follow its declared schema, a non-strict tool's in
     xgrammar's non-strict mode (properties the schema does not forbid may be added): a call the
     model did not mean to make would otherwise get free-text arguments, often not JSON at all."""
+    if (required or named is not None) and not tools:
+        raise InvalidRequestError("tool_choice requires a call, but no tools are declared",
+                                  param="tool_choice")
     if named is not None and named not in {t.name for t in tools}:
         raise InvalidRequestError(f"tool_choice names '{named}', which is not a declared tool",
                                   param=named_param)

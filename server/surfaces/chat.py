@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from server import plan as p
 from server.config import Settings
-from server.constraint import ANY_OBJECT, Constraint, checked_schema, plan_constraint
+from server.constraint import Constraint, final_grammar, plan_constraint
 from server.errors import InvalidRequestError
 from server.events import (
     ArgumentsDelta,
@@ -113,15 +113,11 @@ def _refuse_unsupported(request: CompletionCreateParams) -> None:
 
 def _constraint(request: CompletionCreateParams, tools: list[p.Tool],
                 settings: Settings) -> Constraint | None:
-    fmt, final = request.response_format, None
-    if fmt is not None and fmt.type == "json_object":
-        final = ANY_OBJECT, False
-    elif fmt is not None and fmt.type == "json_schema":
-        if fmt.json_schema is None:
-            raise InvalidRequestError("response_format of type json_schema needs json_schema",
-                                      param="response_format.json_schema")
-        final = checked_schema(fmt.json_schema.schema_, "response_format.json_schema.schema",
-                               settings, strict=bool(fmt.json_schema.strict))
+    fmt = request.response_format
+    spec = fmt.json_schema if fmt is not None else None
+    final = final_grammar(fmt.type if fmt else None, spec.schema_ if spec else None,
+                          spec.strict if spec else None, "response_format.json_schema.schema",
+                          settings)
     choice = request.tool_choice
     named = None
     if isinstance(choice, ChatCompletionNamedToolChoiceParam):
@@ -129,9 +125,6 @@ def _constraint(request: CompletionCreateParams, tools: list[p.Tool],
         if not isinstance(named, str):
             raise InvalidRequestError("tool_choice.function.name must be a string",
                                       param="tool_choice.function.name")
-    if (choice == "required" or named is not None) and not tools:
-        raise InvalidRequestError("tool_choice requires a call, but no tools are declared",
-                                  param="tool_choice")
     return plan_constraint(tools, settings, final=final, required=choice == "required",
                            named=named, named_param="tool_choice.function.name",
                            tool_param=lambda i: f"tools.{i}.function.parameters")

@@ -135,9 +135,6 @@ def constraint(request: MessageCountTokensParams, tools: list[p.Tool],
     choice = request.tool_choice
     if choice is None or choice.type in ("auto", "none"):
         return plan_constraint(tools, settings, tool_param=lambda i: f"tools.{i}.input_schema")
-    if not tools:
-        raise InvalidRequestError(f"tool_choice '{choice.type}' requires a call, but no tools "
-                                  "are declared", param="tool_choice")
     if choice.type == "tool" and not choice.name:
         raise InvalidRequestError("tool_choice of type tool needs a name",
                                   param="tool_choice.name")

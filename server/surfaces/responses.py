@@ -19,7 +19,7 @@ import orjson
 
 from server import plan as p
 from server.config import Settings
-from server.constraint import ANY_OBJECT, Constraint, checked_schema, plan_constraint
+from server.constraint import Constraint, final_grammar, plan_constraint
 from server.errors import APIError, InvalidRequestError, ServerError
 from server.events import (
     ArgumentsDelta,
@@ -79,23 +79,13 @@ def _refuse_unsupported(request: ResponseCreateParams) -> None:
 
 def _constraint(request: ResponseCreateParams, tools: list[p.Tool],
                 settings: Settings) -> Constraint | None:
-    text_format = request.text.format if request.text else None
-    final = None
-    if text_format is not None and text_format.type == "json_object":
-        final = ANY_OBJECT, False
-    elif text_format is not None and text_format.type == "json_schema":
-        if text_format.schema_ is None:
-            raise InvalidRequestError("text.format of type json_schema needs a schema",
-                                      param="text.format.schema")
-        final = checked_schema(text_format.schema_, "text.format.schema", settings,
-                               strict=bool(text_format.strict))
+    fmt = request.text.format if request.text else None
+    final = final_grammar(fmt.type if fmt else None, fmt.schema_ if fmt else None,
+                          fmt.strict if fmt else None, "text.format.schema", settings)
     choice = request.tool_choice
     named = choice.get("name") if isinstance(choice, dict) else None
     if isinstance(choice, dict) and not isinstance(named, str):
         raise InvalidRequestError("tool_choice.name must name a function", param="tool_choice.name")
-    if (choice == "required" or named is not None) and not tools:
-        raise InvalidRequestError("tool_choice requires a call, but no tools are declared",
-                                  param="tool_choice")
     return plan_constraint(tools, settings, final=final, required=choice == "required",
                            named=named, named_param="tool_choice.name")
 
