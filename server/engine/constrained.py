@@ -55,6 +55,8 @@ class _Request:
         self.routes = rules["routes"]
         self.again = rules["again"]
         self.specials = [t for t in rules["specials"] if t < vocab_size]
+        self.blocked: dict[int, torch.Tensor] = {}  # per body end: the control tokens it bans
+        self.bitmask = None  # xgrammar's allowed-token bits, allocated once per request
         self.output_ids = output_ids  # vLLM's live list of this request's generated tokens
         self.vocab_size = vocab_size
         self.seen = 0
@@ -124,14 +126,19 @@ class _Request:
             row[allowed] = keep
         elif self.phase == _BODY and self.matcher is None:
             end = self.route["end"]
-            row[[t for t in self.specials if t != end]] = float("-inf")
+            blocked = self.blocked.get(end)
+            if blocked is None or blocked.device != row.device:
+                blocked = self.blocked[end] = torch.tensor(
+                    [t for t in self.specials if t != end], device=row.device)
+            row.index_fill_(0, blocked, float("-inf"))
         elif self.phase == _BODY:
             import xgrammar
 
-            bitmask = xgrammar.allocate_token_bitmask(1, self.vocab_size)
-            self.matcher.fill_next_token_bitmask(bitmask, 0)
+            if self.bitmask is None:
+                self.bitmask = xgrammar.allocate_token_bitmask(1, self.vocab_size)
+            self.matcher.fill_next_token_bitmask(self.bitmask, 0)
             xgrammar.apply_token_bitmask_inplace(row.unsqueeze(0),
-                                                 bitmask.to(row.device, non_blocking=True),
+                                                 self.bitmask.to(row.device, non_blocking=True),
                                                  vocab_size=self.vocab_size)
 
 
