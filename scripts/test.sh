@@ -18,7 +18,7 @@ if ! command -v redis-server >/dev/null 2>&1; then
 fi
 status=0
 echo "test: ruff (a few seconds)"
-.venv/bin/python -m ruff check server tests loadtest || status=$?
+.venv/bin/python -m ruff check server tests loadtest training || status=$?
 echo "test: pytest tests/ (long: the engine and e2e tests start the real vLLM engine many times)"
 .venv/bin/python -m pytest tests --ignore=tests/deploy -p no:cacheprovider "$@" || status=$?
 if [ ${#deploy[@]} -gt 0 ]; then

@@ -236,13 +236,7 @@ class Pipeline:
             del self.active[request.request_id]
             await stream.aclose()  # before the engine finished: this aborts the request
             generation.observe_timing()
-        tail: list[Event] = []
-        decoder.finish(reason, len(request.prompt_token_ids), tail, stop)
-        if cached:
-            finish = tail[-1]
-            tail[-1] = replace(finish, usage=replace(finish.usage, cached_tokens=cached))
-        if stopper is not None and stop is None:
-            apply_stop(stopper, tail)  # releases held-back text before its item ends
+        tail = _ending(decoder, stopper, reason, stop, cached, request)
         _count(tail[-1], first_of_its_prompt=choice % job.n == 0)
         yield [*pending, *tail]
 
@@ -264,6 +258,19 @@ def _generation_request(job: Job, choice: int) -> GenerationRequest:
     if options.seed is not None and choice:  # distinct but reproducible choices
         options = replace(options, seed=options.seed + choice)
     return GenerationRequest(f"{job.id}-{choice}", job.prompts[choice // job.n], options)
+
+
+def _ending(decoder, stopper: StopMatcher | None, reason: str, stop: str | None, cached: int,
+            request: GenerationRequest) -> list[Event]:
+    """A choice's last events: its open item closed, held-back text released, Finish."""
+    tail: list[Event] = []
+    decoder.finish(reason, len(request.prompt_token_ids), tail, stop)
+    if cached:
+        finish = tail[-1]
+        tail[-1] = replace(finish, usage=replace(finish.usage, cached_tokens=cached))
+    if stopper is not None and stop is None:
+        apply_stop(stopper, tail)  # releases held-back text before its item ends
+    return tail
 
 
 def _count(finish: Finish, first_of_its_prompt: bool) -> None:

@@ -1,4 +1,5 @@
-"""Responses API input: items -> the plan's conversation, and the items as they are stored.
+"""Responses API input: items -> the plan's conversation, the items as they are stored, and
+the request's checks and constraint.
 
 Input items become Harmony messages: user text -> a user message; system and developer
 messages -> developer instructions (after ``instructions``, in order); assistant messages -> a
@@ -15,6 +16,8 @@ import secrets
 from pydantic import ValidationError
 
 from server import plan as p
+from server.config import Settings
+from server.constraint import Constraint, final_grammar, plan_constraint
 from server.errors import InvalidRequestError
 from server.schemas.responses import (
     ITEM_TYPES,
@@ -22,6 +25,7 @@ from server.schemas.responses import (
     FunctionCallOutput,
     FunctionTool,
     InputItem,
+    ResponseCreateParams,
     ResponseFunctionToolCall,
 )
 
@@ -147,3 +151,44 @@ def stored_item(item: InputItem) -> dict:
     elif isinstance(item, ResponseFunctionToolCall | FunctionCallOutput):
         body.setdefault("status", "completed")
     return body
+
+
+# `include` values: honoured (reasoning is always returned as plain reasoning_text content, which
+# is what the encrypted form would carry back), or about tools this server does not run.
+LOGPROBS = "message.output_text.logprobs"
+_INCLUDE_OK = {LOGPROBS, "reasoning.encrypted_content", "file_search_call.results",
+               "web_search_call.results", "web_search_call.action.sources",
+               "code_interpreter_call.outputs", "computer_call_output.output.image_url",
+               "message.input_image.image_url"}
+
+
+def refuse_unsupported(request: ResponseCreateParams) -> None:
+    if request.background:
+        raise InvalidRequestError("background responses are not supported: send the request "
+                                  "without background (stream it to see progress)",
+                                  param="background")
+    choice = request.tool_choice
+    if isinstance(choice, dict) and choice.get("type") != "function":
+        raise InvalidRequestError(f"tool_choice type '{choice.get('type')}' is not supported: "
+                                  "use auto, none, required or a function",
+                                  param="tool_choice.type")
+    if isinstance(choice, str) and choice not in ("auto", "none", "required"):
+        raise InvalidRequestError(f"tool_choice '{choice}' is not one of auto, none, required",
+                                  param="tool_choice")
+    for i, value in enumerate(request.include or ()):
+        if value not in _INCLUDE_OK:
+            raise InvalidRequestError(f"include value '{value}' is not supported",
+                                      param=f"include.{i}")
+
+
+def constraint(request: ResponseCreateParams, tools: list[p.Tool],
+               settings: Settings) -> Constraint | None:
+    fmt = request.text.format if request.text else None
+    final = final_grammar(fmt.type if fmt else None, fmt.schema_ if fmt else None,
+                          fmt.strict if fmt else None, "text.format.schema", settings)
+    choice = request.tool_choice
+    named = choice.get("name") if isinstance(choice, dict) else None
+    if isinstance(choice, dict) and not isinstance(named, str):
+        raise InvalidRequestError("tool_choice.name must name a function", param="tool_choice.name")
+    return plan_constraint(tools, settings, final=final, required=choice == "required",
+                           named=named, named_param="tool_choice.name")
