@@ -54,6 +54,7 @@ from typing import Any
 
 from server import logs
 from server.config import Settings
+from server.engine.processes import release_shared_memory, running, shared_memory
 from server.engine.protocol import EngineDeadError, EngineStats, GenerationRequest, TokenDelta
 from server.models.builtin import resolve_model
 
@@ -73,16 +74,6 @@ ENGINE_EXIT_GRACE_SECONDS = 2.0
 _FINISH_REASONS = {"stop": "stop", "length": "length", "abort": "abort"}
 
 
-def _running(process) -> bool:
-    """Not exited (a zombie has: only its exit status is left, for its parent to collect)."""
-    import psutil
-
-    try:
-        return process.status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
-
-
 def _logging_config(level: str):
     """A vLLM logging config that routes every vLLM process's records through the server's
     handler (server.logs), unless the environment configures vLLM's logging itself."""
@@ -91,35 +82,6 @@ def _logging_config(level: str):
     if os.environ.get("VLLM_LOGGING_CONFIG_PATH") or not LoggingConfig().configure_logging:
         return None
     return LoggingConfig(pylogging_config_file=logs.engine_logging_config(level))
-
-
-def _shared_memory(processes) -> set[str]:
-    """The multiprocessing shared-memory segments (``/dev/shm/psm_*``) the processes map."""
-    found = set()
-    for process in processes:
-        try:
-            with open(f"/proc/{process.pid}/maps") as maps:
-                found.update(line.split(None, 5)[-1].strip() for line in maps
-                             if "/dev/shm/psm_" in line)
-        except OSError:
-            continue
-    return found
-
-
-def _release_shared_memory(paths: set[str]) -> None:
-    """Unlink the segments left by engine processes that were killed before they could, and
-    unregister them from the resource tracker (shared with them), which would otherwise warn
-    about "leaked shared_memory objects" at exit. A segment still present was created, and
-    registered, by one of those processes (vLLM's readers open theirs unregistered)."""
-    from multiprocessing import resource_tracker
-
-    for path in sorted(paths):
-        try:
-            os.unlink(path)
-        except OSError:
-            continue  # unlinked by its creator, which also unregistered it
-        with contextlib.suppress(Exception):
-            resource_tracker.unregister("/" + os.path.basename(path), "shared_memory")
 
 
 def _logprobs(tokens: list[int], positions, top: int | None):
@@ -278,20 +240,20 @@ class VLLMEngine:
         import psutil
 
         engine_processes = self._engine_processes()
-        segments = _shared_memory(engine_processes)
+        segments = shared_memory(engine_processes)
         self._llm.shutdown(timeout=ENGINE_EXIT_GRACE_SECONDS)
         # vLLM SIGKILLs what outlived the grace but does not wait for it: wait (briefly), so that
         # no engine process outlives the server's own.
         deadline = asyncio.get_running_loop().time() + 1.0
         while engine_processes:
-            engine_processes = [p for p in engine_processes if _running(p)]
+            engine_processes = [p for p in engine_processes if running(p)]
             if asyncio.get_running_loop().time() > deadline:
                 for process in engine_processes:
                     with contextlib.suppress(psutil.Error):
                         process.kill()
                 break
             await asyncio.sleep(0.02)
-        _release_shared_memory(segments)
+        release_shared_memory(segments)
 
     def stats(self) -> EngineStats:
         if self._llm is None:
