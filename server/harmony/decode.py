@@ -43,6 +43,9 @@ log = logging.getLogger(__name__)
 _ID_ALPHABET = string.ascii_letters + string.digits
 _DELTAS = {ItemKind.REASONING: ReasoningDelta, ItemKind.MESSAGE: ContentDelta,
            ItemKind.TOOL_CALL: ArgumentsDelta}
+# A header longer than this is no header: Harmony's parser re-reads a growing header at every
+# token (quadratic), so past it the tokens are only kept (for the headerless-text fallback).
+MAX_HEADER_TOKENS = 256
 
 
 def new_call_id() -> str:
@@ -94,6 +97,10 @@ class ChoiceDecoder:
         parser = self._parser
         for i, token in enumerate(token_ids):
             self.tokens += 1
+            header = self._header
+            if header is not None and len(header) >= MAX_HEADER_TOKENS:
+                header.append(token)  # no item will open: shown as text at the end
+                continue
             try:
                 parser.process(token)
             except HarmonyError as exc:

@@ -134,3 +134,18 @@ def test_a_repeated_message_token_starts_a_new_item_with_the_same_header(harmony
     finish = assert_well_formed(events)
     assert [e.text for e in events if isinstance(e, ContentDelta)] == ["one", "two"]
     assert finish.reason is EndReason.TURN_END
+
+
+def test_a_header_that_never_ends_is_not_parsed_forever(harmony):
+    """Past MAX_HEADER_TOKENS the parser is no longer fed (it re-reads a growing header at every
+    token); the text still comes out, as headerless text, at the end."""
+    from server.harmony.decode import MAX_HEADER_TOKENS
+
+    words = harmony.encode_completion(" word" * (MAX_HEADER_TOKENS * 4))
+    decoder = ChoiceDecoder(harmony, 0)
+    events: list = []
+    decoder.feed(words, events)
+    assert events == [] and decoder.tokens == len(words)
+    decoder.finish("length", 1, events)
+    assert_well_formed(events)
+    assert events[1].text == " word" * (MAX_HEADER_TOKENS * 4)
