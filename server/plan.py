@@ -10,7 +10,8 @@ pipeline, the renderer and the limits read plans only: nothing below the adapter
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+
+from server.constraint import Constraint
 
 # Harmony authors of history messages
 USER, ASSISTANT = "user", "assistant"
@@ -40,10 +41,6 @@ class Message:
     text: str
     channel: str | None = None
     recipient: str | None = None
-
-    @property
-    def is_call(self) -> bool:
-        return self.author == ASSISTANT and self.recipient is not None
 
 
 def user(text: str) -> Message:
@@ -108,7 +105,7 @@ class Plan:
     n: int = 1
     stop: list[str] = field(default_factory=list)
     show_reasoning: bool = True
-    constraint: Any = None  # a decoding constraint (JSON schema, forced call); None: free
+    constraint: Constraint | None = None  # what decoding must guarantee; None: free
     # the request fields errors name: the input (messages / input / prompt) and the stop list
     input_param: str = "messages"
     stop_param: str = "stop"
