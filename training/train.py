@@ -539,7 +539,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.train",
                                      description="Train the tiny gpt-oss (gpt-oss-tiny).")
     parser.add_argument("--out", type=Path,
-                        default=Path(__file__).parent / "artifacts" / "gpt-oss-tiny.safetensors.gz")
+                        default=Path(__file__).resolve().parents[1] / "server" / "models"
+                        / "artifacts" / "gpt-oss-tiny.safetensors.gz")
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--examples", type=int, default=6000)
