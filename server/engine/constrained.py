@@ -97,7 +97,9 @@ class _Request:
 
     def _expect(self, ok: bool) -> None:
         if not ok:  # a token the mask did not allow: stop interfering rather than guess
-            log.warning("constrained generation left its routes; continuing unconstrained")
+            log.warning("constrained generation left its routes at output token %d (id %d, "
+                        "phase %d); continuing unconstrained", self.seen - 1,
+                        self.output_ids[self.seen - 1], self.phase)
             self.phase = _OFF
 
     def _open(self, route: dict) -> None:
