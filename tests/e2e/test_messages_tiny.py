@@ -16,10 +16,8 @@ from __future__ import annotations
 import anthropic
 import pytest
 
+from tests.e2e.prompts import ANSWER_CASES, weather_question
 from training.train import (
-    HELDOUT_ADD_PAIRS,
-    add_answer,
-    capital_answer,
     weather_answer,
     weather_arguments,
     weather_result,
@@ -46,29 +44,12 @@ GREEDY = {"extra_body": {"temperature": 0}}
 # Cities held out of the weather training (training.train.HELDOUT_WEATHER_CITIES), with the
 # results the tool returns for them.
 WEATHER_CASES = [("Madrid", 18, "sunny"), ("Rome", -3, "rainy"), ("Bern", 8, "snowy")]
-ADDITION = HELDOUT_ADD_PAIRS[0]
 
 
 def user(text: str) -> list[dict]:
     return [{"role": "user", "content": text}]
 
 
-def add_question(a: int, b: int) -> str:
-    return f"What is {a} plus {b}?"
-
-
-def capital_question(country: str) -> str:
-    return f"What is the capital of {country}?"
-
-
-def weather_question(city: str) -> str:
-    return f"What is the weather in {city}?"
-
-
-ANSWER_CASES = {
-    "addition": (add_question(*ADDITION), add_answer(*ADDITION)),
-    "capital": (capital_question("Japan"), capital_answer("Japan")),
-}
 
 
 @pytest.fixture(scope="module")

@@ -14,10 +14,8 @@ import json
 
 import pytest
 
+from tests.e2e.prompts import ADDITION, ANSWER_CASES, add_question, capital_question, weather_question
 from training.train import (
-    HELDOUT_ADD_PAIRS,
-    add_answer,
-    capital_answer,
     weather_answer,
     weather_arguments,
     weather_result,
@@ -33,25 +31,8 @@ TOOLS = [WEATHER_TOOL]
 # Cities held out of the weather training (training.train.HELDOUT_WEATHER_CITIES), with the
 # results the tool returns for them.
 WEATHER_CASES = [("Madrid", 18, "sunny"), ("Amsterdam", 25, "cloudy"), ("Bern", 8, "snowy")]
-ADDITION = HELDOUT_ADD_PAIRS[0]
 
 
-def add_question(a: int, b: int) -> str:
-    return f"What is {a} plus {b}?"
-
-
-def capital_question(country: str) -> str:
-    return f"What is the capital of {country}?"
-
-
-def weather_question(city: str) -> str:
-    return f"What is the weather in {city}?"
-
-
-ANSWER_CASES = {
-    "addition": (add_question(*ADDITION), add_answer(*ADDITION)),
-    "capital": (capital_question("Japan"), capital_answer("Japan")),
-}
 
 
 def create(client, **kwargs):
