@@ -71,7 +71,7 @@ class _Request:
         ids = self.output_ids
         while self.seen < len(ids):
             token = ids[self.seen]
-            if token < 0:  # a placeholder for a token still being sampled
+            if token < 0:  # a placeholder vLLM has not filled in yet (see apply)
                 return
             self.seen += 1
             self._advance(token)
@@ -160,11 +160,13 @@ class HarmonyConstraints(LogitsProcessor):
 
     def update_state(self, batch_update: BatchUpdate | None) -> None:
         process_dict_updates(self.requests, batch_update, self._new)
-        for request in self.requests.values():
-            request.catch_up()
 
     def apply(self, logits: torch.Tensor) -> torch.Tensor:
+        # Catch up here, not in update_state: with async scheduling (vLLM's default on GPUs)
+        # the last sampled token is still a placeholder (-1) when update_state runs, and vLLM
+        # fills it in only just before the sampler calls apply.
         for index, request in self.requests.items():
+            request.catch_up()
             if request.phase in (_HEADER, _BODY):
                 request.mask(logits[index])
         return logits

@@ -153,3 +153,50 @@ def test_a_token_outside_the_routes_turns_the_constraint_off(harmony):
     logits = torch.zeros(VOCAB)
     request.mask(logits) if request.phase in (0, 1) else None
     assert request.phase == constrained._OFF
+
+
+def simulate_engine(harmony, constraint: Constraint, seed: int, async_scheduling: bool,
+                    max_steps: int = 600) -> list[int]:
+    """Drive the processor as vLLM's model runner does: one batch update adding the request,
+    then per step update_state and apply. With async scheduling the token sampled last step
+    is a placeholder (-1) at update_state and filled in just before apply."""
+    from types import SimpleNamespace
+
+    from vllm import SamplingParams
+    from vllm.v1.sample.logits_processor import BatchUpdate
+
+    config = SimpleNamespace(model_config=SimpleNamespace(get_vocab_size=lambda: VOCAB))
+    processor = constrained.HarmonyConstraints(config, torch.device("cpu"), False)
+    params = SamplingParams(extra_args={constrained.EXTRA_ARG: engine_rules(harmony, constraint)})
+    output: list[int] = []
+    update = BatchUpdate(batch_size=1, removed=[], added=[(0, params, [1, 2], output)], moved=[])
+    generator = torch.Generator().manual_seed(seed)
+    special = harmony.special
+    ends = torch.tensor([special.end, special.return_, special.call])
+    last = None
+    for _ in range(max_steps):
+        if last is not None:
+            output.append(-1 if async_scheduling else last)
+        processor.update_state(update)
+        update = None
+        if output and output[-1] == -1:
+            output[-1] = last
+        logits = torch.randn(1, VOCAB, generator=generator) * 3
+        logits[0, ends] += 10
+        last = int(processor.apply(logits)[0].argmax())
+        if last in (special.return_, special.call):
+            output.append(last)
+            break
+    return output
+
+
+@pytest.mark.parametrize("async_scheduling", [False, True])
+@pytest.mark.parametrize("seed", range(4))
+def test_the_processor_follows_vllms_batch_protocol(harmony, seed, async_scheduling):
+    """update_state / apply as the model runner calls them, with and without async scheduling
+    (vLLM's default on GPUs, where the token in flight is a placeholder at update_state)."""
+    tokens = simulate_engine(harmony, Constraint(final=_grammar(WEATHER)), seed, async_scheduling)
+    events, _ = decode(harmony, tokens)
+    content = "".join(e.text for e in events if isinstance(e, ContentDelta))
+    jsonschema.validate(json.loads(content), WEATHER)
+    assert tokens[-1] == harmony.special.return_
