@@ -33,19 +33,35 @@ _HEADER, _BODY, _DONE, _OFF = range(4)
 
 
 @functools.cache
-def _compiler(vocab_size: int):
-    """xgrammar's compiler over the o200k vocabulary (special tokens never match text)."""
-    import xgrammar
-
+def _vocabulary(vocab_size: int) -> tuple[bytes, ...]:
+    """Each token id's bytes in the o200k vocabulary (empty for special tokens)."""
     path = Path(os.environ["TIKTOKEN_ENCODINGS_BASE"]) / "o200k_base.tiktoken"
     vocab = [b""] * vocab_size
     for line in path.read_bytes().splitlines():
         token, rank = line.split()
         if int(rank) < vocab_size:
             vocab[int(rank)] = base64.b64decode(token)
-    info = xgrammar.TokenizerInfo(vocab, xgrammar.VocabType.RAW, vocab_size=vocab_size,
-                                  stop_token_ids=[])
+    return tuple(vocab)
+
+
+@functools.cache
+def _compiler(vocab_size: int):
+    """xgrammar's compiler over the o200k vocabulary (special tokens never match text)."""
+    import xgrammar
+
+    info = xgrammar.TokenizerInfo(list(_vocabulary(vocab_size)), xgrammar.VocabType.RAW,
+                                  vocab_size=vocab_size, stop_token_ids=[])
     return xgrammar.GrammarCompiler(info, cache_enabled=True)
+
+
+@functools.cache
+def _control_tokens(vocab_size: int, device: torch.device) -> torch.Tensor:
+    """Ids of the tokens holding a raw control character (bytes 0x00-0x1f). Compact JSON never
+    contains one: whitespace is only the separators' spaces, and inside strings they must be
+    escaped. xgrammar's grammar for a string with minLength/maxLength allows them (its class is
+    [^"\\\r\n]), so they are banned in every JSON body on top of its mask."""
+    return torch.tensor([token for token, text in enumerate(_vocabulary(vocab_size))
+                         if any(byte < 0x20 for byte in text)], device=device)
 
 
 class _Request:
@@ -142,6 +158,7 @@ class _Request:
             xgrammar.apply_token_bitmask_inplace(row.unsqueeze(0),
                                                  self.bitmask.to(row.device, non_blocking=True),
                                                  vocab_size=self.vocab_size)
+            row.index_fill_(0, _control_tokens(self.vocab_size, row.device), float("-inf"))
 
 
 class HarmonyConstraints(LogitsProcessor):

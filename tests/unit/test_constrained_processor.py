@@ -87,6 +87,22 @@ def test_final_answer_follows_the_schema(harmony, seed):
     assert not calls(events) and tokens[-1] == harmony.special.return_
 
 
+BOUNDED = {"type": "object", "properties": {"name": {"type": "string", "maxLength": 12},
+                                            "code": {"type": "string", "minLength": 2}},
+           "required": ["name", "code"], "additionalProperties": False}
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_no_raw_control_character_in_length_bounded_strings(harmony, seed):
+    """xgrammar's grammar for a string with minLength/maxLength lets raw control characters
+    in; a model that likes them (as a retrained gpt-oss-tiny did) must still write valid JSON."""
+    tokens = simulate(harmony, Constraint(final=_grammar(BOUNDED)), seed,
+                      boost={"\x19": 14, "\t": 14, "\x01": 14, '"': 6})
+    events, _ = decode(harmony, tokens)
+    content = "".join(e.text for e in events if isinstance(e, ContentDelta))
+    jsonschema.validate(json.loads(content), BOUNDED)
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_json_object(harmony, seed):
     tokens = simulate(harmony, Constraint(final=(ANY_OBJECT, False)), seed,
