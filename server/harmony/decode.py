@@ -43,9 +43,12 @@ log = logging.getLogger(__name__)
 _ID_ALPHABET = string.ascii_letters + string.digits
 _DELTAS = {ItemKind.REASONING: ReasoningDelta, ItemKind.MESSAGE: ContentDelta,
            ItemKind.TOOL_CALL: ArgumentsDelta}
-# A header longer than this is no header: Harmony's parser re-reads a growing header at every
-# token (quadratic), so past it the tokens are only kept (for the headerless-text fallback).
-MAX_HEADER_TOKENS = 256
+# A header longer than its bound is no header: Harmony's parser re-reads a growing header at
+# every token (quadratic), so past it the tokens are only kept (for the headerless-text
+# fallback). A real header is its fixed part (role, channel, `to=functions.`, content type:
+# under HEADER_TOKENS) and a recipient, at most one token per character of a declared tool's
+# name (or of a built-in tool's, for which HEADER_TOKENS more is room enough).
+HEADER_TOKENS = 32
 
 
 def new_call_id() -> str:
@@ -69,7 +72,7 @@ class ChoiceDecoder:
     """Turns one choice's generated tokens into events, and counts its usage."""
 
     __slots__ = ("_harmony", "_parser", "_special", "_message_ends", "_choice", "_tools",
-                 "_delta", "_header", "_kinds", "_partial", "open_item", "tokens",
+                 "_max_header", "_delta", "_header", "_kinds", "_partial", "open_item", "tokens",
                  "reasoning_tokens", "failed", "tool_calls")
 
     def __init__(self, harmony: Harmony, choice: int, declared_tools: Collection[str] = ()):
@@ -79,6 +82,7 @@ class ChoiceDecoder:
         self._message_ends = harmony.special.message_ends
         self._choice = choice
         self._tools = frozenset(declared_tools)
+        self._max_header = HEADER_TOKENS + max(map(len, self._tools), default=HEADER_TOKENS)
         self._delta: type | None = None  # the delta class of the open item; None: between items
         self._header: list[int] | None = []  # tokens before the first item (None once one opened)
         self._kinds: list[ItemKind] = []  # of each item opened so far
@@ -98,7 +102,7 @@ class ChoiceDecoder:
         for i, token in enumerate(token_ids):
             self.tokens += 1
             header = self._header
-            if header is not None and len(header) >= MAX_HEADER_TOKENS:
+            if header is not None and len(header) >= self._max_header:
                 header.append(token)  # no item will open: shown as text at the end
                 continue
             try:

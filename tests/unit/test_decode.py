@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -137,15 +138,43 @@ def test_a_repeated_message_token_starts_a_new_item_with_the_same_header(harmony
 
 
 def test_a_header_that_never_ends_is_not_parsed_forever(harmony):
-    """Past MAX_HEADER_TOKENS the parser is no longer fed (it re-reads a growing header at every
+    """Past its bound the parser is no longer fed (it re-reads a growing header at every
     token); the text still comes out, as headerless text, at the end."""
-    from server.harmony.decode import MAX_HEADER_TOKENS
-
-    words = harmony.encode_completion(" word" * (MAX_HEADER_TOKENS * 4))
+    words = harmony.encode_completion(" word" * 400)
     decoder = ChoiceDecoder(harmony, 0)
+    fed = []
+    parser = decoder._parser
+
+    class Counting:  # the parser, counting what it is fed
+        def process(self, token):
+            fed.append(token)
+            parser.process(token)
+
+    decoder._parser = Counting()
     events: list = []
     decoder.feed(words, events)
     assert events == [] and decoder.tokens == len(words)
+    assert len(fed) == decoder._max_header < 100
     decoder.finish("length", 1, events)
     assert_well_formed(events)
-    assert events[1].text == " word" * (MAX_HEADER_TOKENS * 4)
+    assert events[1].text == " word" * 400
+
+
+@pytest.mark.parametrize("length", [64, 128])
+def test_the_header_bound_fits_a_call_to_the_longest_declared_name(harmony, length):
+    """A call header written one token per character, to a declared name as long as a surface
+    allows (Chat and Responses: 64; Messages: 128), is still read as that call."""
+    name = ("get_" + "weather_" * 20)[:length]
+    text = f"<|channel|>commentary to=functions.{name} <|constrain|>json<|message|>"
+    tokens = []
+    for piece in text.replace("<|", "\0<|").replace("|>", "|>\0").split("\0"):
+        tokens += (harmony.encode_completion(piece) if piece.startswith("<|")
+                   else [t for c in piece for t in harmony.encode_completion(c)])
+    tokens += harmony.encode_completion('{"a": 1}<|call|>')
+    decoder = ChoiceDecoder(harmony, 0, [name, "other"])
+    events: list = []
+    decoder.feed(tokens, events)
+    decoder.finish("stop", 1, events)
+    [start] = [e for e in events if isinstance(e, ItemStart)]
+    assert start.kind is ItemKind.TOOL_CALL and start.name == name
+    assert events[-1].reason is EndReason.TOOL_CALL
