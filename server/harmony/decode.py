@@ -1,22 +1,25 @@
 """Decode generated Harmony tokens into items and deltas (server.events), one token at a time.
 
-The openai_harmony ``StreamableParser`` is fed every token individually (vLLM hands over several
-tokens per step under load; reading the parser once per chunk loses text). After each token we
-ask only what changed: a ``<|message|>`` token opens an item whose header (channel, recipient) is
-now known; ``<|end|>``/``<|call|>``/``<|return|>`` close it; any other token in a message body
-yields the parser's text delta (which holds back split UTF-8 bytes).
+Headers go through the openai_harmony ``StreamableParser``, one token at a time (vLLM hands over
+several tokens per step under load); at a ``<|message|>`` token an item opens whose header
+(channel, recipient) the parser now knows. A message body is decoded here, token bytes through
+an incremental UTF-8 decoder (split characters wait for their last byte; invalid bytes become
+U+FFFD), until ``<|end|>``/``<|call|>``/``<|return|>`` closes the item; the next header starts a
+fresh parser. The body is most of the output, and Harmony's parser costs ~1 us a token there
+for what is a table lookup and a UTF-8 decode.
 
 Routing: ``analysis`` -> a reasoning item; ``final`` and recipient-less ``commentary`` (a
 preamble) -> a message item; a ``functions.*`` (or declared tool) recipient -> a tool call,
 whichever channel or header placement carried it; any other header is treated as a message.
-A parse error (or a control token inside a message body, which the parser would pass on as text)
-never escapes: decoding stops, what was parsed stands, and ``failed`` tells the caller to stop.
-Text with no Harmony header at all (a confused model: ``Hello<|return|>``) is shown as a message
-and counted as malformed rather than lost.
+A parse error (or a control token inside a message body) never escapes: decoding stops, what
+was parsed stands, and ``failed`` tells the caller to stop. Text with no Harmony header at all
+(a confused model: ``Hello<|return|>``) is shown as a message and counted as malformed rather
+than lost.
 """
 
 from __future__ import annotations
 
+import codecs
 import logging
 import secrets
 import string
@@ -71,19 +74,22 @@ def tool_name(recipient: str, declared: Collection[str]) -> str:
 class ChoiceDecoder:
     """Turns one choice's generated tokens into events, and counts its usage."""
 
-    __slots__ = ("_harmony", "_parser", "_special", "_message_ends", "_choice", "_tools",
-                 "_max_header", "_delta", "_header", "_kinds", "_partial", "open_item", "tokens",
-                 "reasoning_tokens", "failed", "tool_calls")
+    __slots__ = ("_harmony", "_parser", "_special", "_message_ends", "_first_special", "_bytes",
+                 "_choice", "_tools", "_max_header", "_delta", "_utf8", "_header", "_kinds",
+                 "_partial", "open_item", "tokens", "reasoning_tokens", "failed", "tool_calls")
 
     def __init__(self, harmony: Harmony, choice: int, declared_tools: Collection[str] = ()):
         self._harmony = harmony
         self._parser = StreamableParser(harmony.encoding, role=Role.ASSISTANT)._inner
         self._special = harmony.special
         self._message_ends = harmony.special.message_ends
+        self._first_special = harmony.special.first
+        self._bytes = harmony.byte_table
         self._choice = choice
         self._tools = frozenset(declared_tools)
         self._max_header = HEADER_TOKENS + max(map(len, self._tools), default=HEADER_TOKENS)
         self._delta: type | None = None  # the delta class of the open item; None: between items
+        self._utf8 = None  # the open item's incremental UTF-8 decode
         self._header: list[int] | None = []  # tokens before the first item (None once one opened)
         self._kinds: list[ItemKind] = []  # of each item opened so far
         self._partial: list = []  # logprobs of content tokens that ended mid-character
@@ -98,43 +104,59 @@ class ChoiceDecoder:
         per token, from the engine) are attached to the visible content's deltas."""
         if self.failed:
             return
-        parser = self._parser
         for i, token in enumerate(token_ids):
             self.tokens += 1
-            header = self._header
-            if header is not None and len(header) >= self._max_header:
-                header.append(token)  # no item will open: shown as text at the end
-                continue
-            try:
-                parser.process(token)
-            except HarmonyError as exc:
-                log.warning("malformed Harmony output (choice %d, token %d): %s",
-                            self._choice, token, exc)
-                self.failed = True
-                return
-            if self._delta is not None:  # inside a message body
-                if token in self._message_ends or token == self._special.message:
-                    out.append(ItemEnd(self._choice, self.open_item))
-                    self.open_item, self._delta = None, None
-                    if token == self._special.message:  # tolerated: a new message, same header
-                        self._open(out)
-                    continue
-                if token >= self._special.first:  # <|start|>, <|channel|>... inside a body
-                    log.warning("malformed Harmony output (choice %d): control token %d inside "
-                                "a message", self._choice, token)
-                    self.failed = True
+            delta = self._delta
+            if delta is None:  # a header (or text before any)
+                if not self._header_token(token, out):
                     return
-                if self._delta is ReasoningDelta:
+            elif token >= self._first_special:
+                if not self._body_ends(token, out):
+                    return
+            else:  # a message body's token
+                if delta is ReasoningDelta:
                     self.reasoning_tokens += 1
-                delta = parser.last_content_delta
-                if logprobs is not None and self._delta is ContentDelta:
-                    self._content_with_logprobs(token, delta, logprobs[i], out)
-                elif delta:
-                    out.append(self._delta(self._choice, self.open_item, delta))
-            elif token == self._special.message:
-                self._open(out)
-            elif self._header is not None:
-                self._header.append(token)
+                text = self._utf8(self._bytes[token])
+                if logprobs is not None and delta is ContentDelta:
+                    self._content_with_logprobs(token, text, logprobs[i], out)
+                elif text:
+                    out.append(delta(self._choice, self.open_item, text))
+
+    def _header_token(self, token: int, out: list[Event]) -> bool:
+        """Feed a header token to the parser; False if the output is malformed."""
+        header = self._header
+        if header is not None and len(header) >= self._max_header:
+            header.append(token)  # no item will open: shown as text at the end
+            return True
+        try:
+            self._parser.process(token)
+        except HarmonyError as exc:
+            log.warning("malformed Harmony output (choice %d, token %d): %s",
+                        self._choice, token, exc)
+            self.failed = True
+            return False
+        if token == self._special.message:
+            self._open(out)
+        elif header is not None:
+            header.append(token)
+        return True
+
+    def _body_ends(self, token: int, out: list[Event]) -> bool:
+        """A control token inside a body: the end of the message (or, tolerated, a second
+        ``<|message|>`` under the same header); False for any other (malformed)."""
+        message = self._special.message
+        if token not in self._message_ends and token != message:
+            log.warning("malformed Harmony output (choice %d): control token %d inside "
+                        "a message", self._choice, token)
+            self.failed = True
+            return False
+        out.append(ItemEnd(self._choice, self.open_item))
+        self.open_item, self._delta = None, None
+        if token == message:  # the parser still holds this header
+            self._open(out)
+        else:  # the next message starts with <|start|>
+            self._parser = StreamableParser(self._harmony.encoding, role=None)._inner
+        return True
 
     def _content_with_logprobs(self, token: int, text: str, logprob, out: list[Event]) -> None:
         """A content token's delta with its logprob; a token that ends mid-character waits
@@ -163,6 +185,7 @@ class ChoiceDecoder:
             out.append(ItemStart(self._choice, item, kind))
         self._kinds.append(kind)
         self._delta = _DELTAS[kind]
+        self._utf8 = codecs.getincrementaldecoder("utf-8")("replace").decode
 
     def stop_at(self, item: int) -> None:
         """A stop string matched in ``item``: it is the last one shown, and still open."""

@@ -178,3 +178,35 @@ def test_the_header_bound_fits_a_call_to_the_longest_declared_name(harmony, leng
     [start] = [e for e in events if isinstance(e, ItemStart)]
     assert start.kind is ItemKind.TOOL_CALL and start.name == name
     assert events[-1].reason is EndReason.TOOL_CALL
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.text(max_size=40), st.text(max_size=40), st.integers(1, 5))
+def test_bodies_decode_to_the_text_that_was_encoded(harmony, reasoning, answer, chunk):
+    """Message bodies are decoded outside Harmony's parser: any text (multi-byte characters
+    split over tokens included) comes back exactly, whatever the chunking."""
+    reasoning, answer = reasoning.replace("<|", "<"), answer.replace("<|", "<")
+    tokens = [*harmony.encode_completion("<|channel|>analysis<|message|>"),
+              *harmony.plain_tokens(reasoning),
+              *harmony.encode_completion("<|end|><|start|>assistant<|channel|>final<|message|>"),
+              *harmony.plain_tokens(answer), harmony.special.return_]
+    decoder = ChoiceDecoder(harmony, 0)
+    events: list = []
+    for i in range(0, len(tokens), chunk):
+        decoder.feed(tokens[i:i + chunk], events)
+    decoder.finish("stop", 1, events)
+    assert "".join(e.text for e in events if isinstance(e, ReasoningDelta)) == reasoning
+    assert "".join(e.text for e in events if isinstance(e, ContentDelta)) == answer
+    assert events[-1].reason is EndReason.TURN_END
+
+
+def test_invalid_utf8_in_a_body_is_replaced_not_lost(harmony):
+    table = harmony.byte_table
+    lone = {table[t][0]: t for t in range(200_000) if len(table[t]) == 1}
+    tokens = [*harmony.encode_completion("<|channel|>final<|message|>"), lone[0xE6], lone[0x41],
+              lone[0x80], harmony.special.return_]
+    decoder = ChoiceDecoder(harmony, 0)
+    events: list = []
+    decoder.feed(tokens, events)
+    decoder.finish("stop", 1, events)
+    assert "".join(e.text for e in events if isinstance(e, ContentDelta)) == "\ufffdA\ufffd"
