@@ -4,9 +4,9 @@ Headers go through the openai_harmony ``StreamableParser``, one token at a time 
 several tokens per step under load); at a ``<|message|>`` token an item opens whose header
 (channel, recipient) the parser now knows. A message body is decoded here, token bytes through
 an incremental UTF-8 decoder (split characters wait for their last byte; invalid bytes become
-U+FFFD), until ``<|end|>``/``<|call|>``/``<|return|>`` closes the item; the next header starts a
-fresh parser. The body is most of the output, and Harmony's parser costs ~1 us a token there
-for what is a table lookup and a UTF-8 decode.
+U+FFFD), until ``<|end|>``/``<|call|>``/``<|return|>`` closes the item (the parser, fed the end
+but not the body, then reads the next header). The body is most of the output, and Harmony's
+parser costs ~1 us a token there for what is a table lookup and a UTF-8 decode.
 
 Routing: ``analysis`` -> a reasoning item; ``final`` and recipient-less ``commentary`` (a
 preamble) -> a message item; a ``functions.*`` (or declared tool) recipient -> a tool call,
@@ -154,9 +154,9 @@ class ChoiceDecoder:
         self.open_item, self._delta = None, None
         if token == message:  # the parser still holds this header
             self._open(out)
-        else:  # the next message starts with <|start|>
-            self._parser = StreamableParser(self._harmony.encoding, role=None)._inner
-        return True
+            return True
+        # the parser, never fed the body, ends an empty message and awaits <|start|>
+        return self._header_token(token, out)
 
     def _content_with_logprobs(self, token: int, text: str, logprob, out: list[Event]) -> None:
         """A content token's delta with its logprob; a token that ends mid-character waits
