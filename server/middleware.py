@@ -105,6 +105,10 @@ class EdgeMiddleware:
         sent_id = headers.get(b"x-request-id", b"").decode("latin-1")
         request_id = sent_id if _REQUEST_ID.match(sent_id) else secrets.token_hex(12)
         scope.setdefault("state", {})["request_id"] = request_id
+        # Streams send their body frames here, past the wrappers that Starlette and FastAPI put
+        # around `send` inside this middleware (each only watches for the start message): one
+        # coroutine call per frame instead of four.
+        scope["state"]["send_body"] = send
         status = 500
         responded = False
 

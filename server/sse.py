@@ -87,7 +87,8 @@ class EventStreamResponse(Response):
                    (b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]
         try:
             await send({"type": "http.response.start", "status": 200, "headers": headers})
-            await run_until_disconnect(self._send_body(send), receive)
+            send_body = scope.get("state", {}).get("send_body", send)  # see EdgeMiddleware
+            await run_until_disconnect(self._send_body(send_body), receive)
         except (ClientDisconnected, OSError):
             pass  # the client went away: closing the iterators below aborts the generation
         finally:
