@@ -137,24 +137,22 @@ def test_a_repeated_message_token_starts_a_new_item_with_the_same_header(harmony
     assert finish.reason is EndReason.TURN_END
 
 
-def test_a_header_that_never_ends_is_not_parsed_forever(harmony):
-    """Past its bound the parser is no longer fed (it re-reads a growing header at every
-    token); the text still comes out, as headerless text, at the end."""
+def test_a_header_that_never_ends_is_not_parsed_forever(harmony, monkeypatch):
+    """Past its bound a header is only kept, never read (a late <|message|> opens nothing);
+    the text still comes out, as headerless text, at the end."""
+    from server.harmony import decode
+
+    read = []
+    monkeypatch.setattr(decode, "parse_header", lambda *a: read.append(a) or (None, None))
     words = harmony.encode_completion(" word" * 400)
     decoder = ChoiceDecoder(harmony, 0)
-    fed = []
-    parser = decoder._parser
-
-    class Counting:  # the parser, counting what it is fed
-        def process(self, token):
-            fed.append(token)
-            parser.process(token)
-
-    decoder._parser = Counting()
     events: list = []
     decoder.feed(words, events)
-    assert events == [] and decoder.tokens == len(words)
-    assert len(fed) == decoder._max_header < 100
+    assert events == [] and decoder.tokens == len(words) and decoder._max_header < 100
+    decoder.feed(harmony.encode_completion("<|message|> more"), events)
+    assert events == [] and read == []
+    decoder = ChoiceDecoder(harmony, 0)
+    decoder.feed(words, events)
     decoder.finish("length", 1, events)
     assert_well_formed(events)
     assert events[1].text == " word" * 400
