@@ -52,3 +52,11 @@ def test_quick_benchmark_writes_table_and_chart(tmp_path):
     png = (tmp_path / "benchmark.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
     assert (tmp_path / "benchmark.json").exists()
+
+
+def test_the_floor_reports_its_median_round():
+    from loadtest.floor import summary
+
+    rounds = [(100, 0.02, 1.0, [5.0]), (100, 0.01, 1.0, [4.0]), (50, 0.05, 1.0, [9.0])]
+    out = summary(rounds)
+    assert out["us_per_token"] == 200.0 and out["ttft_ms_median"] == 5.0 and out["rounds"] == 3
