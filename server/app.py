@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 from collections.abc import Callable
@@ -114,6 +115,11 @@ async def _run_engine(engine: Engine, lifecycle: Lifecycle) -> None:
         log.exception("the engine failed to start")
         lifecycle.fatal(f"engine failed to start: {exc}")
         return
+    # What start-up allocated (vLLM, torch, the vocabulary: millions of objects) lives as long
+    # as the process; keep it out of the collector's full passes, which otherwise scan it all
+    # and pause every stream (as vLLM's own server does, with gc.freeze).
+    gc.collect()
+    gc.freeze()
     lifecycle.mark_ready(engine.max_model_len)
     while not engine.is_dead:
         await asyncio.sleep(ENGINE_POLL_SECONDS)
