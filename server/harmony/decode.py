@@ -49,11 +49,12 @@ log = logging.getLogger(__name__)
 _ID_ALPHABET = string.ascii_letters + string.digits
 _DELTAS = {ItemKind.REASONING: ReasoningDelta, ItemKind.MESSAGE: ContentDelta,
            ItemKind.TOOL_CALL: ArgumentsDelta}
-# A header longer than its bound is no header: Harmony's parser re-reads a growing header at
-# every token (quadratic), so past it the tokens are only kept (for the headerless-text
-# fallback). A real header is its fixed part (role, channel, `to=functions.`, content type:
-# under HEADER_TOKENS) and a recipient, at most one token per character of a declared tool's
-# name (or of a built-in tool's, for which HEADER_TOKENS more is room enough).
+# A first header longer than its bound is no header (a model writing text with no Harmony
+# header): past it the tokens are only kept, for the headerless-text fallback, and never read,
+# which would end in Harmony's parser at ~18 us a token. A real header is its fixed part (role,
+# channel, `to=functions.`, content type: under HEADER_TOKENS) and a recipient, at most one
+# token per character of a declared tool's name (or of a built-in tool's, for which
+# HEADER_TOKENS more is room enough).
 HEADER_TOKENS = 32
 
 
