@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 
+import anthropic
 import pytest
 
 from tests.server_process import attach_logs, start_server
@@ -28,6 +29,14 @@ def trained_server(tmp_path_factory):
 @pytest.fixture(scope="module")
 def client(trained_server):
     return trained_server.client()
+
+
+@pytest.fixture(scope="module")
+def anthropic_client(trained_server):
+    client = anthropic.Anthropic(base_url=trained_server.base_url, api_key="unused",
+                                 max_retries=0, timeout=120)
+    yield client
+    client.close()
 
 
 @pytest.hookimpl(wrapper=True)

@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 from typing import Literal
 
-import anthropic
 import httpx
 import jsonschema
 import pytest
@@ -122,14 +121,6 @@ def assert_arguments(name: str, arguments) -> None:
 
 def reasoning_content(message) -> str | None:
     return (message.model_extra or {}).get("reasoning_content")
-
-
-@pytest.fixture(scope="module")
-def anthropic_client(trained_server):
-    client = anthropic.Anthropic(base_url=trained_server.base_url, api_key="unused",
-                                 max_retries=0, timeout=120)
-    yield client
-    client.close()
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,6 @@ signature, tool_use) sent back with a ``tool_result``, and the answer from the r
 
 from __future__ import annotations
 
-import anthropic
 import pytest
 
 from tests.e2e.prompts import ANSWER_CASES, weather_question
@@ -48,16 +47,6 @@ WEATHER_CASES = [("Madrid", 18, "sunny"), ("Rome", -3, "rainy"), ("Bern", 8, "sn
 
 def user(text: str) -> list[dict]:
     return [{"role": "user", "content": text}]
-
-
-
-
-@pytest.fixture(scope="module")
-def anthropic_client(trained_server):
-    client = anthropic.Anthropic(base_url=trained_server.base_url, api_key="unused",
-                                 max_retries=0, timeout=120)
-    yield client
-    client.close()
 
 
 def create(client, **kwargs):
