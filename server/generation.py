@@ -55,7 +55,9 @@ class Generation:
         self.waiting_since = time.monotonic()
         self.task = asyncio.current_task()
         try:
-            delta = await anext(stream, None)
+            delta = await stream.__anext__()
+        except StopAsyncIteration:
+            delta = None
         except asyncio.CancelledError:
             if self.expired is None or self.task.uncancel() > 0:
                 raise

@@ -156,13 +156,14 @@ class Pipeline:
             return None
         return hashlib.sha256(api_key.encode()).hexdigest()[:32]
 
-    async def events(self, job: Job) -> AsyncIterator[list[Event]]:
+    def events(self, job: Job) -> AsyncIterator[list[Event]]:
         """Batches of events of all choices, interleaved as they are generated."""
         deadline = job.started + self.settings.request_timeout
-        if job.choices == 1:
-            async for batch in self._choice(job, 0, deadline):
-                yield batch
-            return
+        if job.choices == 1:  # the common case, with no generator layer between
+            return self._choice(job, 0, deadline)
+        return self._interleaved(job, deadline)
+
+    async def _interleaved(self, job: Job, deadline: float) -> AsyncIterator[list[Event]]:
         queue: asyncio.Queue = asyncio.Queue()
 
         async def pump(choice: int) -> None:

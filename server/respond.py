@@ -65,6 +65,9 @@ async def respond(request: Request, exchange: Exchange) -> Response:
         await cleanup.enter_async_context(state.lifecycle.admit())
         cleanup.callback(_record_usage, scope_state, exchange)
         events = state.pipeline.events(job)
+        # closed first at the end (a stream the client left aborts its engine request now,
+        # not when the garbage collector finalizes the generator)
+        cleanup.push_async_callback(events.aclose)
         if not exchange.stream:
             body = await run_until_disconnect(exchange.collect(job, events), request.receive)
             if state.settings.log_prompts:

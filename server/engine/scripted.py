@@ -44,11 +44,9 @@ def load_script(path: Path) -> list[str]:
     return completions
 
 
-def _placeholder_logprobs(tokens: list[int], top: int | None, vocab_size: int):
+def _placeholder_logprobs(tokens: list[int], top: int, vocab_size: int):
     """Logprobs for replayed tokens: made up, deterministic and well-formed (the token itself
     first, then the next ids with lower values); the scripted engine has no model."""
-    if top is None:
-        return None
     out = []
     for token in tokens:
         value = -0.25 * (token % 5) - 0.01
@@ -116,21 +114,23 @@ class ScriptedEngine:
         tokens, reason = self._tokens_for(request)
         aborted = self._running[request.request_id] = asyncio.Event()
         finished = False  # the last delta went out: closing the generator now is no abort
+        size, delay, top = self._chunk_size, self._token_delay, request.options.logprobs
+        chunks = [tokens[start: start + size] for start in range(0, len(tokens), size)]
+        last = len(chunks) - 1
         try:
-            for step, start in enumerate(range(0, len(tokens), self._chunk_size)):
-                if self._token_delay:
-                    await asyncio.sleep(self._token_delay)
+            for step, chunk in enumerate(chunks):
+                if delay:
+                    await asyncio.sleep(delay)
                 elif step % YIELD_EVERY == 0:
                     await asyncio.sleep(0)  # let other requests (and cancellation) in
                 if aborted.is_set():
                     self.aborted.append(request.request_id)
                     yield TokenDelta([], "abort")
                     return
-                chunk = tokens[start: start + self._chunk_size]
-                finished = start + self._chunk_size >= len(tokens)
-                yield TokenDelta(chunk, reason if finished else None,
-                                 logprobs=_placeholder_logprobs(chunk, request.options.logprobs,
-                                                                self._vocab_size))
+                finished = step == last
+                yield TokenDelta(chunk, reason if finished else None, None,
+                                 None if top is None else
+                                 _placeholder_logprobs(chunk, top, self._vocab_size))
             if not tokens:
                 finished = True
                 yield TokenDelta([], reason)

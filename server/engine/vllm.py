@@ -84,9 +84,9 @@ def _logging_config(level: str):
     return LoggingConfig(pylogging_config_file=logs.engine_logging_config(level))
 
 
-def _logprobs(tokens: list[int], positions, top: int | None):
+def _logprobs(tokens: list[int], positions, top: int):
     """Each new token's logprob and the top ``top`` (by vLLM's rank), or None."""
-    if top is None or not positions:
+    if not positions:
         return None
     out = []
     for token, position in zip(tokens, list(positions)[-len(tokens):], strict=True):
@@ -302,6 +302,7 @@ class VLLMEngine:
         if request.options.cache_salt:
             prompt["cache_salt"] = request.options.cache_salt
         finished = False
+        top = request.options.logprobs
         outputs = self._llm.generate(prompt, self._sampling_params(request), request.request_id)
         try:
             async for output in outputs:
@@ -312,8 +313,8 @@ class VLLMEngine:
                     reason = _FINISH_REASONS.get(completion.finish_reason or "abort", "abort")
                 tokens = list(completion.token_ids)
                 yield TokenDelta(tokens, reason, output.num_cached_tokens if finished else None,
-                                 _logprobs(tokens, completion.logprobs,
-                                           request.options.logprobs))
+                                 None if top is None else
+                                 _logprobs(tokens, completion.logprobs, top))
                 if finished:
                     return
         except VLLMEngineDeadError as exc:

@@ -80,7 +80,7 @@ class ChoiceDecoder:
 
     __slots__ = ("_harmony", "_special", "_message_ends", "_first_special", "_bytes", "_choice",
                  "_tools", "_max_header", "_delta", "_utf8", "_header", "_pending",
-                 "_expect_start", "_role_known", "_last_header", "_kinds", "_partial",
+                 "_expect_start", "_role_known", "_last_header", "_kinds", "_partial", "_last",
                  "open_item", "tokens", "reasoning_tokens", "failed", "tool_calls")
 
     def __init__(self, harmony: Harmony, choice: int, declared_tools: Collection[str] = ()):
@@ -103,6 +103,9 @@ class ChoiceDecoder:
         self._last_header: tuple[str | None, str | None] = (None, None)
         self._kinds: list[ItemKind] = []  # of each item opened so far
         self._partial: list = []  # logprobs of content tokens that ended mid-character
+        # the text delta appended last: while it is still the last event of the batch being
+        # filled, the next body token of its item extends it (one delta per item and batch)
+        self._last = None
         self.open_item: int | None = None
         self.tokens = 0
         self.reasoning_tokens = 0
@@ -130,7 +133,12 @@ class ChoiceDecoder:
                 if logprobs is not None and delta is ContentDelta:
                     self._content_with_logprobs(token, text, logprobs[i], out)
                 elif text:
-                    out.append(delta(self._choice, self.open_item, text))
+                    last = self._last
+                    if out and out[-1] is last:  # the batch's last event is this item's text
+                        last.text += text
+                    else:
+                        self._last = delta(self._choice, self.open_item, text)
+                        out.append(self._last)
 
     def _header_token(self, token: int, out: list[Event]) -> bool:
         """A token between messages; False if the output is malformed."""
