@@ -208,3 +208,30 @@ def test_invalid_utf8_in_a_body_is_replaced_not_lost(harmony):
     decoder.feed(tokens, events)
     decoder.finish("stop", 1, events)
     assert "".join(e.text for e in events if isinstance(e, ContentDelta)) == "\ufffdA\ufffd"
+
+
+def test_a_batch_holds_one_delta_per_item_and_handed_over_batches_never_change(harmony):
+    """While a batch is filled, body tokens extend the item's last delta (stream interval > 1
+    costs one event per item, not per token); a batch already handed over (a new list) is
+    never touched again."""
+    tokens = [*harmony.encode_completion("<|channel|>analysis<|message|>"),
+              *harmony.plain_tokens("think about it"),
+              *harmony.encode_completion("<|end|><|start|>assistant<|channel|>final<|message|>"),
+              *harmony.plain_tokens("Paris is the capital"), harmony.special.return_]
+    split = len(tokens) - 3  # two answer tokens and <|return|> go in the second batch
+    decoder = ChoiceDecoder(harmony, 0)
+    first: list = []
+    for token in tokens[:split]:
+        decoder.feed([token], first)
+    handed_over = [(type(e), getattr(e, "text", None)) for e in first]
+    second: list = []
+    for token in tokens[split:]:
+        decoder.feed([token], second)
+    decoder.finish("stop", 1, second)
+    assert [(type(e), getattr(e, "text", None)) for e in first] == handed_over
+    kinds = [type(e) for e in first + second]
+    assert kinds.count(ReasoningDelta) == 1
+    assert kinds.count(ContentDelta) == 2  # one per batch
+    texts = "".join(e.text for e in first + second if isinstance(e, ContentDelta))
+    assert texts == "Paris is the capital"
+    assert [e.text for e in first if isinstance(e, ReasoningDelta)] == ["think about it"]
