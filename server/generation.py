@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import time
+from asyncio import current_task
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from time import monotonic
 
 from server import metrics
 from server.engine.protocol import EngineDeadError, TokenDelta
@@ -52,8 +53,8 @@ class Generation:
     async def next_step(self, stream: AsyncIterator[TokenDelta]) -> TokenDelta:
         if self.expired is not None:
             raise RequestTimeoutError(_EXPIRED[self.expired])
-        self.waiting_since = time.monotonic()
-        self.task = asyncio.current_task()
+        self.waiting_since = monotonic()
+        self.task = current_task()
         try:
             delta = await stream.__anext__()
         except StopAsyncIteration:
@@ -64,7 +65,7 @@ class Generation:
             raise RequestTimeoutError(_EXPIRED[self.expired]) from None
         except EngineDeadError as exc:
             raise ServiceUnavailableError(f"the engine is not available: {exc}") from exc
-        now = self.last_step = time.monotonic()
+        now = self.last_step = monotonic()
         self.waiting_since = None
         if self.first_step is None:
             self.first_step = now

@@ -64,6 +64,10 @@ class ScriptedEngine:
                  token_delay: float = 0.0, vocab_size: int = 201088,
                  max_model_len: int = 131072) -> None:
         self._scripts = [harmony.encode_completion(text) for text in completions]
+        # each script cut into chunks once (shared by every replay: token lists are never
+        # changed by the pipeline), so a replay costs no list per token
+        self._chunks = [[tokens[i: i + chunk_size] for i in range(0, len(tokens), chunk_size)]
+                        for tokens in self._scripts]
         self._next = itertools.cycle(range(len(self._scripts)))
         self._chunk_size = chunk_size
         self._token_delay = token_delay
@@ -102,7 +106,10 @@ class ScriptedEngine:
             self._running[request_id].set()
 
     def _tokens_for(self, request: GenerationRequest) -> tuple[list[int], str]:
-        tokens = self._scripts[next(self._next)]
+        return self._cut(self._scripts[next(self._next)], request)
+
+    @staticmethod
+    def _cut(tokens: list[int], request: GenerationRequest) -> tuple[list[int], str]:
         stops = request.options.stop_token_ids
         end = min((tokens.index(t) + 1 for t in stops if t in tokens), default=len(tokens))
         if end > request.options.max_tokens:
@@ -111,11 +118,13 @@ class ScriptedEngine:
 
     async def generate(self, request: GenerationRequest) -> AsyncIterator[TokenDelta]:
         self.calls.append(request)
-        tokens, reason = self._tokens_for(request)
+        script = next(self._next)
+        tokens, reason = self._cut(self._scripts[script], request)
         aborted = self._running[request.request_id] = asyncio.Event()
         finished = False  # the last delta went out: closing the generator now is no abort
         size, delay, top = self._chunk_size, self._token_delay, request.options.logprobs
-        chunks = [tokens[start: start + size] for start in range(0, len(tokens), size)]
+        whole, rest = divmod(len(tokens), size)
+        chunks = self._chunks[script][:whole] + ([tokens[whole * size:]] if rest else [])
         last = len(chunks) - 1
         try:
             for step, chunk in enumerate(chunks):
