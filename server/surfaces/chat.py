@@ -12,6 +12,8 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
+import orjson
+
 from server import plan as p
 from server.config import Settings
 from server.constraint import Constraint, final_grammar, plan_constraint
@@ -230,6 +232,8 @@ class ChatExchange:
         """Serialized ChatCompletionChunk objects; the usage chunk last when asked for."""
         head = {"id": self.id, "object": "chat.completion.chunk", "created": self.created,
                 "model": job.model}
+        # every chunk is this head and one choice: the head is serialized once per stream
+        opening = b"data: " + orjson.dumps(head)[:-1] + b',"choices":['
         started: set[int] = set()
         calls = [0] * job.choices  # tool calls started per choice
         async for batch in batches:
@@ -253,7 +257,7 @@ class ChatExchange:
                     logprobs = {"content": openai_logprobs(event.logprobs), "refusal": None}
                 choice = {"index": event.choice, "delta": delta, "logprobs": logprobs,
                           "finish_reason": finish}
-                out.append(data_frame({**head, "choices": [choice]}))
+                out.append(opening + orjson.dumps(choice) + b"]}\n\n")
             if out:
                 yield b"".join(out)
         options = self.request.stream_options
