@@ -1,4 +1,4 @@
-"""The benchmark's --quick mode (scripted parts only) produces the Markdown tables and the PNG chart."""
+"""The benchmark: --quick mode (scripted parts only) produces the tables and the chart; part (a) reports medians."""
 
 from __future__ import annotations
 
@@ -60,3 +60,13 @@ def test_the_floor_reports_its_median_round():
     rounds = [(100, 0.02, 1.0, [5.0]), (100, 0.01, 1.0, [4.0]), (50, 0.05, 1.0, [9.0])]
     out = summary(rounds)
     assert out["us_per_token"] == 200.0 and out["ttft_ms_median"] == 5.0 and out["rounds"] == 3
+
+
+def test_part_a_reports_the_median_batch():
+    from loadtest.benchmark import median_batch
+    from loadtest.client import Batch
+
+    batches = [Batch(tokens=1000, cpu_s=s) for s in (0.030, 0.010, 0.014)]
+    assert median_batch(batches).cpu_s == 0.014
+    assert median_batch([Batch(tokens=0, cpu_s=0.0), Batch(tokens=10, cpu_s=1.0),
+                         Batch(tokens=10, cpu_s=2.0)]).cpu_s == 2.0  # a batch with no tokens is the worst
