@@ -42,7 +42,7 @@ import time
 from pathlib import Path
 
 from loadtest import agent_turn, peers, surfaces
-from loadtest.client import ROOT, Proc, free_port, run_batch
+from loadtest.client import ROOT, Proc, free_port, median_batch, run_batch
 
 TARGET_US = {1: 15.0, 8: 5.0}
 FLAT_TOLERANCE = 0.10
@@ -80,12 +80,6 @@ def scripted_server(script: Path, interval: int, log: Path, delay: float = 0.0) 
            "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
            "--max-concurrent-requests", "1024"]
     return Proc(cmd, port, log, ready_path="/ready")
-
-
-def median_batch(batches: list) -> object:
-    """The median batch by CPU per token: on shared cores one batch can be off by 1.5x."""
-    return sorted(batches, key=lambda b: b.cpu_s / b.tokens if b.tokens else float("inf")
-                  )[len(batches) // 2]
 
 
 def part_a(args, work: Path) -> list[dict]:

@@ -186,6 +186,13 @@ async def _batch(body: dict, n: int, concurrency: int, proc: Proc, surface: Surf
     return batch
 
 
+def median_batch(batches: list[Batch]) -> Batch:
+    """The median batch by server CPU per token (a batch with no tokens counts as the worst):
+    on shared cores one batch can be off by 1.5-2x."""
+    return sorted(batches, key=lambda b: b.cpu_s / b.tokens if b.tokens else float("inf")
+                  )[len(batches) // 2]
+
+
 def run_batch(body: dict, n: int, concurrency: int, proc: Proc,
               surface: Surface = CHAT) -> Batch:
     try:

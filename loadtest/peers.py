@@ -26,7 +26,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from loadtest.client import ROOT, Proc, free_port, run_batch
+from loadtest.client import ROOT, Proc, free_port, median_batch, run_batch
 
 FLOOR_RATIO_TARGET = 1.3  # ours <= 1.3x the floor
 VLLM_RATIO_TARGET = 0.5  # ours <= 0.5x vLLM's own server
@@ -107,7 +107,7 @@ def _measure_server(name: str, load: dict, work: Path, tag: str, concurrency: in
         body = {"model": proc.model(), **load["body"]}
         run_batch({**body, "max_tokens": 4}, concurrency, concurrency, proc)  # warm-up
         batches = [run_batch(body, load["requests"], concurrency, proc) for _ in range(ROUNDS)]
-        b = sorted(batches, key=lambda b: b.cpu_s / max(b.tokens, 1))[ROUNDS // 2]  # median
+        b = median_batch(batches)
         out = {"tokens": b.tokens, "failures": sum(x.failures for x in batches),
                "api_cpu_s": round(b.cpu_s, 3),
                "us_per_token": round(b.cpu_s / b.tokens * 1e6, 1) if b.tokens else None,

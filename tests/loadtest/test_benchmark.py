@@ -62,9 +62,8 @@ def test_the_floor_reports_its_median_round():
     assert out["us_per_token"] == 200.0 and out["ttft_ms_median"] == 5.0 and out["rounds"] == 3
 
 
-def test_part_a_reports_the_median_batch():
-    from loadtest.benchmark import median_batch
-    from loadtest.client import Batch
+def test_parts_a_and_b_report_the_median_batch():
+    from loadtest.client import Batch, median_batch
 
     batches = [Batch(tokens=1000, cpu_s=s) for s in (0.030, 0.010, 0.014)]
     assert median_batch(batches).cpu_s == 0.014
