@@ -195,9 +195,14 @@ def median_batch(batches: list[Batch]) -> Batch:
 
 def run_batch(body: dict, n: int, concurrency: int, proc: Proc,
               surface: Surface = CHAT) -> Batch:
+    return run_on_uvloop(_batch(body, n, concurrency, proc, surface))
+
+
+def run_on_uvloop(coroutine):
+    """Run ``coroutine`` on uvloop, the loop uvicorn and vLLM's server use, when installed."""
     try:
         import uvloop  # noqa: PLC0415
         runner = uvloop.run
     except ImportError:
         runner = asyncio.run
-    return runner(_batch(body, n, concurrency, proc, surface))
+    return runner(coroutine)

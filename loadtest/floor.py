@@ -146,12 +146,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="Also measure TTFT with this system text (12 sequential requests).")
     args = parser.parse_args(argv)
     os.environ.setdefault("VLLM_NO_USAGE_STATS", "1")
-    try:  # the event loop both servers run on (uvicorn's and vLLM's choice when installed)
-        import uvloop
-        run = uvloop.run
-    except ImportError:
-        run = asyncio.run
-    result = run(measure(args, engine_flags))
+    from loadtest.client import run_on_uvloop  # the event loop both servers run on
+
+    result = run_on_uvloop(measure(args, engine_flags))
     print("FLOOR " + json.dumps(result), flush=True)
     return 0
 
