@@ -30,11 +30,13 @@ def _engine(model: str, engine_flags: list[str]):
     from vllm.v1.engine.async_llm import AsyncLLM
 
     from server.config import parse_settings
-    from server.engine.vllm import build_engine_args
+    from server.engine.vllm import build_engine_args, cache_vllm_environment
 
     settings = parse_settings(["--engine", "vllm", "--model", model, "--served-model-name",
                                "gpt-oss-tiny", "--log-level", "warning", *engine_flags])
-    return AsyncLLM.from_engine_args(build_engine_args(settings))
+    llm = AsyncLLM.from_engine_args(build_engine_args(settings))
+    cache_vllm_environment()  # as our server does: the floor is the least any server spends
+    return llm
 
 
 def _prompt(text: str, system: str | None) -> list[int]:

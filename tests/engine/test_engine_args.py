@@ -44,3 +44,18 @@ def test_unknown_flag_is_rejected(capsys):
         VLLMEngine.from_settings(settings)
     assert exc.value.code == 2
     assert "unrecognized arguments: --no-such-flag 3" in capsys.readouterr().err
+
+
+def test_vllm_environment_is_read_once_after_start():
+    """vLLM re-reads its environment variables on every access (its output processing does so
+    for every output) unless cached; the server caches them once the engine has started."""
+    import subprocess
+    import sys
+
+    code = ("import os; from vllm import envs; from server.engine.vllm import cache_vllm_environment\n"
+            "os.environ['VLLM_COMPUTE_NANS_IN_LOGITS'] = '1'; before = envs.VLLM_COMPUTE_NANS_IN_LOGITS\n"
+            "cache_vllm_environment(); os.environ['VLLM_COMPUTE_NANS_IN_LOGITS'] = '0'\n"
+            "print(before, envs.VLLM_COMPUTE_NANS_IN_LOGITS)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-500:]
+    assert done.stdout.split() == ["True", "True"]  # read at the cache, not at the access
