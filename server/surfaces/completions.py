@@ -12,6 +12,8 @@ import secrets
 import time
 from collections.abc import AsyncIterator
 
+import orjson
+
 from server import plan as p
 from server.config import Settings
 from server.errors import InvalidRequestError
@@ -109,17 +111,23 @@ class CompletionsExchange:
     async def frames(self, job: Job, batches: AsyncIterator[list[Event]]) -> AsyncIterator[bytes]:
         head = {"id": self.id, "object": "text_completion", "created": self.created,
                 "model": job.model}
+        # every chunk is this head and one choice: the head is serialized once per stream
+        opening = b"data: " + orjson.dumps(head)[:-1] + b',"choices":['
         sent = [-1] * job.choices  # characters sent per choice (-1: not started: echo first)
 
         def chunk(choice: int, text: str, finish: str | None = None, entries=()) -> bytes:
             if sent[choice] < 0:
                 sent[choice] = 0
                 text = self._echo(job, choice) + text
-            offset = sent[choice] + len(text) - sum(len(e[0]) for e in entries)
+            logprobs = None
+            if entries:
+                offset = sent[choice] + len(text) - sum(len(e[0]) for e in entries)
+                logprobs = self._logprobs(entries, offset)
+            elif self.request.logprobs is not None:
+                logprobs = self._logprobs((), 0)
             sent[choice] += len(text)
-            return data_frame({**head, "choices": [{
-                "index": choice, "text": text, "logprobs": self._logprobs(entries, offset),
-                "finish_reason": finish}]})
+            return opening + orjson.dumps({"index": choice, "text": text, "logprobs": logprobs,
+                                           "finish_reason": finish}) + b"]}\n\n"
 
         async for batch in batches:
             out = []
