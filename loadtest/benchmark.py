@@ -18,7 +18,8 @@ and with the floor (a bare AsyncLLM consumer), and the cost of agent-sized promp
     its ratio to Chat's (loadtest/surfaces.py).
 (b) On vLLM's CPU engine, two workloads (the trained gpt-oss-tiny; the random-weight tiny model
     with Harmony's control tokens suppressed), three columns each: our server (``--engine vllm``),
-    vLLM's own OpenAI server, and the floor (loadtest/floor.py): CPU time of the API process only
+    vLLM's own OpenAI server, and the floor (loadtest/floor.py; on the trained model also the floor
+    writing its frames to a socket, ``--frames``): CPU time of the API process only
     (the EngineCore child excluded) per output token, and TTFT (loadtest/peers.py). Skipped, with
     the reason in the table, when vLLM is not available (or ``--skip-vllm``, ``--quick``).
 (g) The agent turn (loadtest/agent.py: 30 tools, a 40-step tool loop, ~23k prompt tokens): full

@@ -2,7 +2,7 @@
 
     python -m loadtest.floor --model DIR --requests 64 --concurrency 8 --max-tokens 256 \\
         --prompt "What is the capital of France?" [--temperature 0] [--logit-bias JSON] \\
-        -- <vLLM engine flags>
+        [--frames] -- <vLLM engine flags>
 
 It builds the engine exactly as ``python -m server --engine vllm`` does (the same engine
 arguments, through server.engine.vllm.build_engine_args: no tokenizer, token ids in and out),
@@ -11,6 +11,12 @@ renders the prompt with our Harmony renderer, then streams the requests (``outpu
 asyncio's own loop measured the same here). Its own CPU time (user + system of this
 process, every thread, the EngineCore child excluded) over the batch, per output token, is what
 any API server on AsyncLLM must spend at least: the column the servers are compared with.
+
+``--frames``: the floor of a server that streams, too. Each worker holds a loopback TCP
+connection to a sink process (its CPU is not counted, like the load generator's) and writes one
+Chat-sized SSE frame for every output that carries message text (a token after ``<|message|>``
+and before the next special token: what a Harmony-aware server sends at stream interval 1) and
+one at the end of each request, with the write uvicorn makes (``transport.write`` on uvloop).
 Prints one JSON object on stdout.
 """
 
@@ -22,8 +28,43 @@ import gc
 import json
 import os
 import statistics
+import subprocess
 import sys
 import time
+
+# the size of one of our Chat chunks carrying a short piece of text
+FRAME = b"data: " + b"x" * 200 + b"\n\n"
+FIRST_SPECIAL, MESSAGE = 199998, 200008  # Harmony's first special token id, <|message|>
+SINK = """
+import selectors, socket, sys
+server = socket.create_server(("127.0.0.1", 0)); server.setblocking(False)
+print(server.getsockname()[1], flush=True)
+sel = selectors.DefaultSelector(); sel.register(server, selectors.EVENT_READ)
+while True:
+    for key, _ in sel.select():
+        if key.fileobj is server:
+            conn, _ = server.accept(); conn.setblocking(False)
+            sel.register(conn, selectors.EVENT_READ)
+        elif not key.fileobj.recv(1 << 16):
+            sel.unregister(key.fileobj); key.fileobj.close()
+"""
+
+
+def _sink() -> tuple[subprocess.Popen, int]:
+    """A process that accepts connections and reads and drops everything sent to it."""
+    sink = subprocess.Popen([sys.executable, "-c", SINK], stdout=subprocess.PIPE, text=True)
+    return sink, int(sink.stdout.readline())
+
+
+def _visible(ids, in_body: bool) -> tuple[bool, bool]:
+    """(whether these tokens carry message text, whether a message body is open after them)."""
+    text = False
+    for token in ids:
+        if token >= FIRST_SPECIAL:
+            in_body = token == MESSAGE
+        elif in_body:
+            text = True
+    return text, in_body
 
 
 def _engine(model: str, engine_flags: list[str]):
@@ -49,40 +90,47 @@ def _prompt(text: str, system: str | None) -> list[int]:
 
 
 async def _run(llm, prompt: list[int], params, requests: int, concurrency: int,
-               tag: str) -> tuple[int, list[float]]:
+               tag: str, sink_port: int | None = None) -> tuple[int, list[float]]:
     """Stream ``requests`` generations, ``concurrency`` at a time; (tokens, TTFT ms each).
     ``params()`` makes each request's SamplingParams (every server builds one per request).
-    TTFT: until the first token after the first ``<|message|>`` (what a client first sees)."""
+    TTFT: until the first token after the first ``<|message|>`` (what a client first sees).
+    With ``sink_port``, each worker writes the frames a streaming server would (``--frames``)."""
     queue = list(range(requests))
     tokens = 0
     ttft: list[float] = []
-    message = 200008
 
     async def worker() -> None:
         nonlocal tokens
+        writer = None
+        if sink_port is not None:
+            _, writer = await asyncio.open_connection("127.0.0.1", sink_port)
         while queue:
             i = queue.pop()
             start = time.perf_counter()
-            seen_message = False
+            in_body = False
             first = None
             async for out in llm.generate({"prompt_token_ids": prompt}, params(), f"{tag}-{i}"):
                 ids = out.outputs[0].token_ids
                 tokens += len(ids)
-                if first is None:
-                    if seen_message and ids:
+                text, in_body = _visible(ids, in_body)
+                if text:
+                    if first is None:
                         first = time.perf_counter()
-                    elif message in ids:
-                        seen_message = True
-                        if ids[-1] != message:
-                            first = time.perf_counter()
+                    if writer is not None:
+                        writer.write(FRAME)
+            if writer is not None:
+                writer.write(FRAME)  # the end of the stream
             if first is not None:
                 ttft.append((first - start) * 1000)
+        if writer is not None:
+            writer.close()
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     return tokens, ttft
 
 
-async def measure(args: argparse.Namespace, engine_flags: list[str]) -> dict:
+async def measure(args: argparse.Namespace, engine_flags: list[str],
+                  sink_port: int | None = None) -> dict:
     from vllm import SamplingParams
     from vllm.sampling_params import RequestOutputKind
 
@@ -100,12 +148,14 @@ async def measure(args: argparse.Namespace, engine_flags: list[str]) -> dict:
                 output_kind=RequestOutputKind.DELTA)
 
         prompt = _prompt(args.prompt, None)
-        await _run(llm, prompt, params(4), min(args.concurrency, 8), args.concurrency, "warm")
+        port = sink_port if args.frames else None
+        await _run(llm, prompt, params(4), min(args.concurrency, 8), args.concurrency, "warm",
+                   port)
         rounds = []  # (tokens, cpu s, wall s, TTFTs) of each round
         for i in range(args.rounds):
             cpu0, t0 = time.process_time(), time.perf_counter()
             tokens, ttft = await _run(llm, prompt, params(args.max_tokens), args.requests,
-                                      args.concurrency, f"bench{i}")
+                                      args.concurrency, f"bench{i}", port)
             rounds.append((tokens, time.process_time() - cpu0, time.perf_counter() - t0, ttft))
         out = summary(rounds)
         if args.long_system:
@@ -144,13 +194,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--temperature", type=float, default=1.0)
     parser.add_argument("--logit-bias", default=None, help="JSON object: token id -> bias")
     parser.add_argument("--prompt", default="What is the capital of France?")
+    parser.add_argument("--frames", action="store_true",
+                        help="Also write each visible output as an SSE frame to a loopback socket.")
     parser.add_argument("--long-system", default=None,
                         help="Also measure TTFT with this system text (12 sequential requests).")
     args = parser.parse_args(argv)
     os.environ.setdefault("VLLM_NO_USAGE_STATS", "1")
     from loadtest.client import run_on_uvloop  # the event loop both servers run on
 
-    result = run_on_uvloop(measure(args, engine_flags))
+    sink, port = _sink() if args.frames else (None, None)
+    try:
+        result = run_on_uvloop(measure(args, engine_flags, port))
+    finally:
+        if sink is not None:
+            sink.kill()
     print("FLOOR " + json.dumps(result), flush=True)
     return 0
 

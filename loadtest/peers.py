@@ -13,7 +13,11 @@ Two workloads, the same requests on every side:
 Three columns each: ``ours`` (``python -m server --engine vllm``), ``vllm``
 (``python -m vllm.entrypoints.openai.api_server``) and ``floor`` (loadtest/floor.py: a bare
 in-process AsyncLLM consumer, no HTTP). The figure is CPU time of the API process only (the
-EngineCore child excluded) per output token.
+EngineCore child excluded) per output token. On the trained workload a fourth,
+``floor_frames`` (``floor.py --frames``): the floor that also writes the SSE frames a streaming
+server must, one socket write per output with message text, to a loopback reader; the least a
+server that streams each token can spend, for information (the targets are against the floor).
+The random workload sends no text before the end, so there it would equal the floor.
 """
 
 from __future__ import annotations
@@ -41,7 +45,8 @@ ENGINE = ["--dtype", "bfloat16", "--max-model-len", "4096", "--kv-cache-memory-b
 ENV = {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_LOGGING_LEVEL": "WARNING"}
 SERVERS = (("ours", "gpt-oss-server (--engine vllm)"),
            ("vllm", "vllm.entrypoints.openai.api_server"),
-           ("floor", "bare AsyncLLM consumer (floor)"))
+           ("floor", "bare AsyncLLM consumer (floor)"),
+           ("floor_frames", "the floor + its frames to a socket"))
 WORDS = ("the server streams every token of the answer to the client while the engine keeps "
          "scheduling batches and the harmony parser splits reasoning from the final content").split()
 
@@ -78,9 +83,9 @@ def workloads(models: dict[str, Path], requests: int) -> dict[str, dict]:
             "messages": [{"role": "user", "content": QUESTION}]}
     return {
         "trained": {"model": models["trained"], "flags": ENGINE, "requests": requests,
-                    "body": {**base, "temperature": 0}, "ttft_1k": True},
+                    "body": {**base, "temperature": 0}, "ttft_1k": True, "frames": True},
         "random": {"model": models["random"], "flags": [*ENGINE, "--load-format", "dummy"],
-                   "requests": max(16, requests // 2), "ttft_1k": False,
+                   "requests": max(16, requests // 2), "ttft_1k": False, "frames": False,
                    "body": {**base, "logit_bias": NO_CONTROL_TOKENS}},
     }
 
@@ -130,7 +135,8 @@ def _measure_server(name: str, load: dict, work: Path, tag: str, concurrency: in
         proc.stop()
 
 
-def _measure_floor(load: dict, work: Path, tag: str, concurrency: int) -> dict:
+def _measure_floor(load: dict, work: Path, tag: str, concurrency: int,
+                   frames: bool = False) -> dict:
     body = load["body"]
     cmd = [sys.executable, "-m", "loadtest.floor", "--model", str(load["model"]),
            "--requests", str(load["requests"]), "--concurrency", str(concurrency),
@@ -138,9 +144,11 @@ def _measure_floor(load: dict, work: Path, tag: str, concurrency: int) -> dict:
            "--temperature", str(body.get("temperature", 1.0))]
     if "logit_bias" in body:
         cmd += ["--logit-bias", json.dumps(body["logit_bias"])]
-    if load["ttft_1k"]:
+    if load["ttft_1k"] and not frames:
         cmd += ["--long-system", long_prompt()]
-    log = work / f"server-b-{tag}-floor.log"
+    if frames:
+        cmd += ["--frames"]
+    log = work / f"server-b-{tag}-floor{'-frames' * frames}.log"
     done = subprocess.run([*cmd, "--", *load["flags"]], cwd=ROOT, capture_output=True, text=True,
                           timeout=900, env={**os.environ, **ENV})
     log.write_text(done.stdout + done.stderr)
@@ -160,8 +168,11 @@ def part_b(args, work: Path) -> dict:
     for tag, load in workloads(models, args.b_requests).items():
         rows = out[tag] = {"requests": load["requests"]}
         for name, _ in SERVERS:
-            if name == "floor":
-                rows[name] = _measure_floor(load, work, tag, concurrency)
+            if name == "floor_frames" and not load["frames"]:
+                continue
+            if name.startswith("floor"):
+                rows[name] = _measure_floor(load, work, tag, concurrency,
+                                            frames=name == "floor_frames")
             else:
                 rows[name] = _measure_server(name, load, work, tag, concurrency)
             print(f"(b) {tag} {name}: {rows[name]}", flush=True)
@@ -185,7 +196,10 @@ def markdown(b: dict) -> list[str]:
             "Harmony's control tokens suppressed (logit_bias -100 on ids 199998-200018) on every side, "
             "so each request runs all 256 tokens (which never open a Harmony message: no server sends "
             "text before the end). **floor**: loadtest/floor.py, a bare in-process AsyncLLM consumer "
-            "of the same requests (our engine arguments, token ids in and out, no HTTP). Each side "
+            "of the same requests (our engine arguments, token ids in and out, no HTTP). **the floor + "
+            "its frames** (trained only): the floor writing one SSE frame per output with message "
+            "text, and one at the end, to a loopback socket read by another process: what any "
+            "server streaming each token must add (`floor.py --frames`). Each side "
             f"runs {ROUNDS} batches after a warm-up and reports the median one. TTFT 1k: 12 "
             "sequential requests with a ~1k-token prompt (a long system message, then the question).",
             "",
@@ -195,7 +209,9 @@ def markdown(b: dict) -> list[str]:
     for tag in ("trained", "random"):
         rows = b.get(tag, {})
         for name, label in SERVERS:
-            r = rows.get(name, {})
+            if name not in rows:
+                continue
+            r = rows[name]
             if "error" in r:
                 out.append(f"| {tag} | {label} | error: {r['error'][:120]} | | | | | | | |")
             else:
@@ -220,6 +236,10 @@ def verdicts(b: dict) -> list[str]:
             else:
                 lines.append(f"- {tag}: API CPU per token {ratio:.2f}x {what}, target <= {target}x: "
                              f"**{'met' if ratio <= target else 'missed'}**")
+    ratio = _ratio(b.get("trained", {}), "ours", "floor_frames")
+    if ratio is not None:
+        lines.append(f"- trained: API CPU per token {ratio:.2f}x the floor with its frames "
+                     "(information, no target: the least a server streaming each token spends)")
     ours, peer = b.get("trained", {}).get("ours", {}), b.get("trained", {}).get("vllm", {})
     if ours.get("ttft_1k_ms_median") and peer.get("ttft_1k_ms_median"):
         extra = ours["ttft_1k_ms_median"] - peer["ttft_1k_ms_median"]
@@ -235,12 +255,13 @@ def chart(ax, b: dict) -> None:
                 fontsize=9)
         ax.set_axis_off()
         return
-    colors = {"ours": "tab:blue", "vllm": "tab:orange", "floor": "tab:grey"}
+    colors = {"ours": "tab:blue", "vllm": "tab:orange", "floor": "tab:grey",
+              "floor_frames": "tab:green"}
     for i, tag in enumerate(("trained", "random")):
         for j, (name, label) in enumerate(SERVERS):
             value = b.get(tag, {}).get(name, {}).get("us_per_token")
             if value:
-                ax.bar(i + (j - 1) * 0.27, value, width=0.25, color=colors[name],
+                ax.bar(i + (j - 1.5) * 0.2, value, width=0.19, color=colors[name],
                        label=label if i == 0 else None)
     ax.set_xticks([0, 1], ["trained gpt-oss-tiny", "random, control tokens suppressed"])
     ax.set_ylabel("API process CPU us per output token")

@@ -69,3 +69,22 @@ def test_parts_a_and_b_report_the_median_batch():
     assert median_batch(batches).cpu_s == 0.014
     assert median_batch([Batch(tokens=0, cpu_s=0.0), Batch(tokens=10, cpu_s=1.0),
                          Batch(tokens=10, cpu_s=2.0)]).cpu_s == 2.0  # a batch with no tokens is the worst
+
+
+def test_the_floor_counts_frames_for_message_text_only():
+    """--frames writes a frame for each output carrying message text: never for header tokens."""
+    from loadtest.floor import FIRST_SPECIAL, MESSAGE, _visible
+
+    start, channel, end = 200006, 200005, 200007
+    analysis, hello = 35644, 12194  # plain vocabulary ids
+    assert _visible([start, channel, analysis], False) == (False, False)  # a header
+    assert _visible([MESSAGE], False) == (False, True)  # the body opens, no text yet
+    assert _visible([hello], True) == (True, True)
+    assert _visible([hello, end], True) == (True, False)  # text, then the message ends
+    assert _visible([end, start, analysis], True) == (False, False)
+    from server.harmony.encoding import load_harmony
+
+    encoding = load_harmony().encoding  # the ids above are Harmony's own
+    assert encoding.encode("<|message|>", allowed_special="all") == [MESSAGE]
+    assert encoding.encode("<|start|><|channel|><|end|>", allowed_special="all") == [start, channel, end]
+    assert load_harmony().special.first == FIRST_SPECIAL
