@@ -148,14 +148,13 @@ async def measure(args: argparse.Namespace, engine_flags: list[str],
                 output_kind=RequestOutputKind.DELTA)
 
         prompt = _prompt(args.prompt, None)
-        port = sink_port if args.frames else None
         await _run(llm, prompt, params(4), min(args.concurrency, 8), args.concurrency, "warm",
-                   port)
+                   sink_port)
         rounds = []  # (tokens, cpu s, wall s, TTFTs) of each round
         for i in range(args.rounds):
             cpu0, t0 = time.process_time(), time.perf_counter()
             tokens, ttft = await _run(llm, prompt, params(args.max_tokens), args.requests,
-                                      args.concurrency, f"bench{i}", port)
+                                      args.concurrency, f"bench{i}", sink_port)
             rounds.append((tokens, time.process_time() - cpu0, time.perf_counter() - t0, ttft))
         out = summary(rounds)
         if args.long_system:

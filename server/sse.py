@@ -34,6 +34,17 @@ def data_frame(payload: dict) -> bytes:
     return b"data: " + orjson.dumps(payload) + b"\n\n"
 
 
+def choice_framer(head: dict) -> Callable[[dict], bytes]:
+    """Frames of ``head`` with one choice each (Chat's and raw Completions' chunks): the head
+    is serialized once per stream, not once per frame."""
+    opening = b"data: " + orjson.dumps(head)[:-1] + b',"choices":['
+
+    def frame(choice: dict) -> bytes:
+        return opening + orjson.dumps(choice) + b"]}\n\n"
+
+    return frame
+
+
 def event_frame(name: bytes, payload: dict) -> bytes:
     """A frame with an ``event:`` line (Responses, Anthropic Messages)."""
     return b"event: " + name + b"\ndata: " + orjson.dumps(payload) + b"\n\n"

@@ -12,8 +12,6 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-import orjson
-
 from server import plan as p
 from server.config import Settings
 from server.constraint import Constraint, final_grammar, plan_constraint
@@ -39,7 +37,7 @@ from server.schemas.chat_request import (
     Content,
     ReasoningConfig,
 )
-from server.sse import DONE, data_frame, error_data_frame
+from server.sse import DONE, choice_framer, data_frame, error_data_frame
 from server.surfaces.common import coalesce, openai_logprobs, resolve_effort
 
 # -- the adapter ------------------------------------------------------------------------------
@@ -232,8 +230,7 @@ class ChatExchange:
         """Serialized ChatCompletionChunk objects; the usage chunk last when asked for."""
         head = {"id": self.id, "object": "chat.completion.chunk", "created": self.created,
                 "model": job.model}
-        # every chunk is this head and one choice: the head is serialized once per stream
-        opening = b"data: " + orjson.dumps(head)[:-1] + b',"choices":['
+        frame = choice_framer(head)
         started: set[int] = set()
         calls = [0] * job.choices  # tool calls started per choice
         async for batch in batches:
@@ -257,7 +254,7 @@ class ChatExchange:
                     logprobs = {"content": openai_logprobs(event.logprobs), "refusal": None}
                 choice = {"index": event.choice, "delta": delta, "logprobs": logprobs,
                           "finish_reason": finish}
-                out.append(opening + orjson.dumps(choice) + b"]}\n\n")
+                out.append(frame(choice))
             if out:
                 yield b"".join(out)
         options = self.request.stream_options

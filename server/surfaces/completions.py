@@ -12,8 +12,6 @@ import secrets
 import time
 from collections.abc import AsyncIterator
 
-import orjson
-
 from server import plan as p
 from server.config import Settings
 from server.errors import InvalidRequestError
@@ -21,7 +19,7 @@ from server.events import ContentDelta, Event, Finish
 from server.harmony.encoding import Harmony
 from server.pipeline import Job
 from server.schemas.completions import CompletionCreateParams
-from server.sse import DONE, data_frame, error_data_frame
+from server.sse import DONE, choice_framer, data_frame, error_data_frame
 from server.surfaces.chat import finish_reason
 
 
@@ -111,8 +109,7 @@ class CompletionsExchange:
     async def frames(self, job: Job, batches: AsyncIterator[list[Event]]) -> AsyncIterator[bytes]:
         head = {"id": self.id, "object": "text_completion", "created": self.created,
                 "model": job.model}
-        # every chunk is this head and one choice: the head is serialized once per stream
-        opening = b"data: " + orjson.dumps(head)[:-1] + b',"choices":['
+        frame = choice_framer(head)
         sent = [-1] * job.choices  # characters sent per choice (-1: not started: echo first)
 
         def chunk(choice: int, text: str, finish: str | None = None, entries=()) -> bytes:
@@ -126,8 +123,8 @@ class CompletionsExchange:
             elif self.request.logprobs is not None:
                 logprobs = self._logprobs((), 0)
             sent[choice] += len(text)
-            return opening + orjson.dumps({"index": choice, "text": text, "logprobs": logprobs,
-                                           "finish_reason": finish}) + b"]}\n\n"
+            return frame({"index": choice, "text": text, "logprobs": logprobs,
+                          "finish_reason": finish})
 
         async for batch in batches:
             out = []
