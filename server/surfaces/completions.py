@@ -116,15 +116,10 @@ class CompletionsExchange:
             if sent[choice] < 0:
                 sent[choice] = 0
                 text = self._echo(job, choice) + text
-            logprobs = None
-            if entries:
-                offset = sent[choice] + len(text) - sum(len(e[0]) for e in entries)
-                logprobs = self._logprobs(entries, offset)
-            elif self.request.logprobs is not None:
-                logprobs = self._logprobs((), 0)
+            offset = sent[choice] + len(text) - sum(len(e[0]) for e in entries)
             sent[choice] += len(text)
-            return frame({"index": choice, "text": text, "logprobs": logprobs,
-                          "finish_reason": finish})
+            return frame({"index": choice, "text": text,
+                          "logprobs": self._logprobs(entries, offset), "finish_reason": finish})
 
         async for batch in batches:
             out = []

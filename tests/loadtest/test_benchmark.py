@@ -74,6 +74,7 @@ def test_parts_a_and_b_report_the_median_batch():
 def test_the_floor_counts_frames_for_message_text_only():
     """--frames writes a frame for each output carrying message text: never for header tokens."""
     from loadtest.floor import FIRST_SPECIAL, MESSAGE, _visible
+    from server.harmony.encoding import load_harmony
 
     start, channel, end = 200006, 200005, 200007
     analysis, hello = 35644, 12194  # plain vocabulary ids
@@ -82,8 +83,6 @@ def test_the_floor_counts_frames_for_message_text_only():
     assert _visible([hello], True) == (True, True)
     assert _visible([hello, end], True) == (True, False)  # text, then the message ends
     assert _visible([end, start, analysis], True) == (False, False)
-    from server.harmony.encoding import load_harmony
-
     encoding = load_harmony().encoding  # the ids above are Harmony's own
     assert encoding.encode("<|message|>", allowed_special="all") == [MESSAGE]
     assert encoding.encode("<|start|><|channel|><|end|>", allowed_special="all") == [start, channel, end]
