@@ -93,7 +93,8 @@ async def _run(llm, prompt: list[int], params, requests: int, concurrency: int,
                tag: str, sink_port: int | None = None) -> tuple[int, list[float]]:
     """Stream ``requests`` generations, ``concurrency`` at a time; (tokens, TTFT ms each).
     ``params()`` makes each request's SamplingParams (every server builds one per request).
-    TTFT: until the first token after the first ``<|message|>`` (what a client first sees).
+    TTFT: until the first output with message text, a token inside a ``<|message|>`` body
+    (what a client first sees).
     With ``sink_port``, each worker writes the frames a streaming server would (``--frames``)."""
     queue = list(range(requests))
     tokens = 0
