@@ -20,6 +20,14 @@ import psutil
 from loadtest.surfaces import CHAT, Surface
 
 ROOT = Path(__file__).resolve().parents[1]
+# Servers are started in their own process group (so that a Ctrl-C at the terminal is not sent to
+# them, and killpg stops an engine's processes with them) but in the caller's session. Linux's
+# autogroup schedules each session as one group: on the 6.18 kernels of our 2-core CI machines, a
+# vLLM server in a session of its own (its engine core and worker each spinning on a core) starved
+# the caller for over a minute at a time (a 0.2 s sleep woke 85 s late; the kernel logged
+# "workqueue lockup"), so deadlines ran out while the test or load generator never got to look.
+# In one session the same run showed no delay over 0.1 s.
+SAME_SESSION = {"process_group": 0}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -40,7 +48,7 @@ class Proc:
         self.base = f"http://127.0.0.1:{port}"
         self.log = open(log_path, "wb")
         self.popen = subprocess.Popen(cmd, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT,
-                                      env={**os.environ, **(env or {})}, start_new_session=True)
+                                      env={**os.environ, **(env or {})}, **SAME_SESSION)
         self.ps = psutil.Process(self.popen.pid)
         deadline = time.monotonic() + timeout
         while True:

@@ -19,6 +19,8 @@ import httpx
 import openai
 import psutil
 
+from loadtest.client import SAME_SESSION
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -107,7 +109,7 @@ def start_server(args: list[str], log_dir: Path, *, model: str, ready_timeout: f
         with log_path.open("wb") as log_file:
             process = subprocess.Popen(
                 command, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
-                stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
+                stdout=log_file, stderr=subprocess.STDOUT, **SAME_SESSION)
         server = ServerProcess(model, port, process, log_path)
         try:
             server.wait_ready(ready_timeout)
