@@ -27,6 +27,7 @@ def build_engine(settings: Settings, harmony: Harmony):
 
         return ScriptedEngine(
             harmony, load_script(settings.script), chunk_size=settings.script_chunk_size,
+            stream_interval=settings.stream_interval,
             token_delay=settings.script_token_delay, vocab_size=settings.script_vocab_size,
             max_model_len=settings.script_max_model_len)
     from server.engine.vllm import VLLMEngine

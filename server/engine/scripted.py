@@ -10,6 +10,7 @@ vLLM would: after the first assistant stop token (``<|return|>``, ``<|call|>``),
 from __future__ import annotations
 
 import asyncio
+import bisect
 import itertools
 import json
 from collections.abc import AsyncIterator
@@ -61,15 +62,19 @@ YIELD_EVERY = 16
 
 class ScriptedEngine:
     def __init__(self, harmony: Harmony, completions: list[str], *, chunk_size: int = 1,
-                 token_delay: float = 0.0, vocab_size: int = 201088,
+                 stream_interval: int = 1, token_delay: float = 0.0, vocab_size: int = 201088,
                  max_model_len: int = 131072) -> None:
         self._scripts = [harmony.encode_completion(text) for text in completions]
-        # each script cut into chunks once (shared by every replay: token lists are never
-        # changed by the pipeline), so a replay costs no list per token
-        self._chunks = [[tokens[i: i + chunk_size] for i in range(0, len(tokens), chunk_size)]
-                        for tokens in self._scripts]
+        # Each step makes chunk_size tokens; steps reach the pipeline as vLLM's output processor
+        # hands them over at --stream-interval N: the first step alone, then a delta once N
+        # tokens have gathered (whole steps), and the last. Each script is cut into its deltas
+        # once (shared by every replay: token lists are never changed by the pipeline).
+        group = chunk_size * -(-stream_interval // chunk_size)
+        self._ends = [[*range(chunk_size, len(tokens), group), len(tokens)] if tokens else []
+                      for tokens in self._scripts]
+        self._chunks = [[tokens[start:end] for start, end in itertools.pairwise([0, *ends])]
+                        for tokens, ends in zip(self._scripts, self._ends, strict=True)]
         self._next = itertools.cycle(range(len(self._scripts)))
-        self._chunk_size = chunk_size
         self._token_delay = token_delay
         self._vocab_size = vocab_size
         self._max_model_len = max_model_len
@@ -122,9 +127,11 @@ class ScriptedEngine:
         tokens, reason = self._cut(self._scripts[script], request)
         aborted = self._running[request.request_id] = asyncio.Event()
         finished = False  # the last delta went out: closing the generator now is no abort
-        size, delay, top = self._chunk_size, self._token_delay, request.options.logprobs
-        whole, rest = divmod(len(tokens), size)
-        chunks = self._chunks[script][:whole] + ([tokens[whole * size:]] if rest else [])
+        delay, top = self._token_delay, request.options.logprobs
+        ends = self._ends[script]  # the script's deltas that fit whole, then what is left
+        whole = bisect.bisect_right(ends, len(tokens))
+        done = ends[whole - 1] if whole else 0
+        chunks = self._chunks[script][:whole] + ([tokens[done:]] if done < len(tokens) else [])
         last = len(chunks) - 1
         try:
             for step, chunk in enumerate(chunks):

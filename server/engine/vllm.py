@@ -18,6 +18,11 @@ Decisions (see also the README):
   from vLLM's model config once the engine has started. The pipeline rejects prompts that do not
   fit (400 ``context_length_exceeded``) or hold an id outside the vocabulary (such an id would
   kill vLLM's engine), and caps ``max_tokens`` to the context left (finish_reason ``length``).
+- **Stream interval.** The server's ``--stream-interval N`` is also vLLM's (its output processor
+  then emits a request's first token at once and then one delta per N tokens, logprobs
+  included), so at N > 1 the per-token work on this side of the engine's queue (a
+  ``RequestOutput``, a queue hand-over, a step of the generator below) is done once per N tokens.
+  The pipeline still groups deltas by N for engines that hand over fewer tokens at a time.
 - **Start.** ``AsyncLLM`` is built in a worker thread, so the event loop keeps answering
   ``/health`` and ``/ready`` (503) while the model loads.
 - **Cancellation.** Closing or cancelling ``generate()`` aborts the request in vLLM (vLLM's own
@@ -128,7 +133,9 @@ def build_engine_args(settings: Settings):
     argv = ["--model", model, "--served-model-name", *settings.served_model_name, *defaults]
     if settings.max_model_len is not None:
         argv += ["--max-model-len", str(settings.max_model_len)]
-    argv += settings.engine_args
+    # vLLM's output processor batches each request's tokens by the same interval, so that the
+    # queue, our adapter and the pipeline handle one delta per N tokens, not one per token
+    argv += ["--stream-interval", str(settings.stream_interval), *settings.engine_args]
     parser = FlexibleArgumentParser(prog="gpt-oss-server (vLLM engine flags)")
     parser = AsyncEngineArgs.add_cli_args(parser)
     if "--skip-tokenizer-init" not in parser._option_string_actions:  # pragma: no cover

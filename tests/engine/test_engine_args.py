@@ -30,6 +30,13 @@ def test_our_max_model_len_is_forwarded():
     assert args.max_model_len == 1024
 
 
+def test_our_stream_interval_is_vllms_too():
+    """vLLM's output processor batches by it (tested on the engine in test_stream_interval)."""
+    for flags, expected in (([], 1), (["--stream-interval", "8"], 8)):
+        args = build_engine_args(parse_settings(["--model", "gpt-oss-tiny-random", *flags]))
+        assert args.stream_interval == expected
+
+
 def test_other_models_pass_through_and_tokenizer_init_can_be_enabled():
     args = build_engine_args(parse_settings(["--model", "openai/gpt-oss-20b",
                                              "--no-skip-tokenizer-init"]))

@@ -10,11 +10,14 @@ from server.surfaces.chat import ChatExchange
 
 
 def scripted_pipeline(harmony, text: str | list[str], chunk_size: int,
-                      interval: int = 1) -> Pipeline:
+                      interval: int = 1, engine_interval: int = 1) -> Pipeline:
+    """``interval``: the server's --stream-interval, which the pipeline applies; the engine
+    batches its deltas by ``engine_interval`` (the server passes its interval to the engine too;
+    1 here by default, so that the pipeline's own batching is what a test exercises)."""
     settings = Settings(engine="scripted", script="x", served_model_name=["m"],
                         stream_interval=interval, harmony_date="2026-01-01")
     texts = [text] if isinstance(text, str) else text
-    engine = ScriptedEngine(harmony, texts, chunk_size=chunk_size)
+    engine = ScriptedEngine(harmony, texts, chunk_size=chunk_size, stream_interval=engine_interval)
     engine.started = True  # loaded, as the app's start-up would leave it
     return Pipeline(settings, harmony, engine)
 

@@ -45,9 +45,9 @@ def _normalise(choice: dict) -> dict:
             "finish_reason": choice["finish_reason"]}
 
 
-async def _both(harmony, text, chunk_size, interval=1, **extra):
+async def _both(harmony, text, chunk_size, interval=1, engine_interval=1, **extra):
     request = _request(**extra)
-    pipeline = scripted_pipeline(harmony, text, chunk_size, interval)
+    pipeline = scripted_pipeline(harmony, text, chunk_size, interval, engine_interval)
     collected = await chat_collect(pipeline, request)
     frames = await chat_frames(pipeline, request)
     return collected, frames
@@ -75,6 +75,20 @@ async def test_stream_interval_batches_without_changing_the_message(harmony, int
     streamed, usage = _fold_stream(frames)
     assert _without_ids(streamed) == _without_ids(_normalise(collected["choices"][0]))
     assert len(frames) < len(plain_frames)
+
+
+@pytest.mark.parametrize("name", sorted(COMPLETIONS))
+@pytest.mark.parametrize("chunk_size", [1, 3], ids=lambda k: f"chunk{k}")
+@pytest.mark.parametrize("interval", [2, 8])
+async def test_engine_side_batching_keeps_the_message(harmony, name, chunk_size, interval):
+    """The interval applied where vLLM applies it (its output processor, which the server tells
+    its --stream-interval) as well as by the pipeline: the same message, no more frames."""
+    collected, frames = await _both(harmony, COMPLETIONS[name], chunk_size, interval, interval)
+    pipeline_only = (await _both(harmony, COMPLETIONS[name], chunk_size, interval))[1]
+    streamed, usage = _fold_stream(frames)
+    assert _without_ids(streamed) == _without_ids(_normalise(collected["choices"][0]))
+    assert usage == collected["usage"]
+    assert len(frames) <= len(pipeline_only) + 1  # the first step goes alone, as in vLLM
 
 
 @pytest.mark.parametrize("max_tokens", [1, 4, 9, 20, -1], ids=lambda k: f"max{k}")
