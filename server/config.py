@@ -65,7 +65,8 @@ class Settings(BaseSettings):
     script_max_model_len: int = Field(131072, ge=16, description="Context length of the scripted engine.")
 
     # Streaming
-    stream_interval: int = Field(1, ge=1, description="Engine tokens per SSE chunk (higher: less CPU).")
+    stream_interval: int = Field(1, ge=1, description=(
+        "Engine tokens per SSE chunk, and vLLM's --stream-interval (higher: less CPU)."))
 
     # Limits (checked before the engine is called)
     max_request_bytes: int = Field(4 * 2**20, ge=1024, description="Largest request body (413 beyond).")
