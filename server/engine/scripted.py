@@ -2,9 +2,11 @@
 
 ``--script FILE``: JSON Lines, each line ``{"completion": "<raw Harmony text>"}`` written with
 literal special tokens. Each generation takes the next line (wrapping around) and yields its
-tokens in chunks of ``chunk_size`` with ``token_delay`` seconds between chunks, stopping where
-vLLM would: after the first assistant stop token (``<|return|>``, ``<|call|>``), at
-``max_tokens`` ("length"), or on abort. Every call is recorded in ``calls`` for tests.
+tokens in steps of ``chunk_size`` with ``token_delay`` seconds per step, handed over as vLLM's
+output processor does at ``--stream-interval N`` (the first step alone, then whole steps once N
+tokens have gathered), stopping where vLLM would: after the first assistant stop token
+(``<|return|>``, ``<|call|>``), at ``max_tokens`` ("length"), or on abort. Every call is
+recorded in ``calls`` for tests.
 """
 
 from __future__ import annotations
@@ -75,6 +77,7 @@ class ScriptedEngine:
         self._chunks = [[tokens[start:end] for start, end in itertools.pairwise([0, *ends])]
                         for tokens, ends in zip(self._scripts, self._ends, strict=True)]
         self._next = itertools.cycle(range(len(self._scripts)))
+        self._chunk_size = chunk_size
         self._token_delay = token_delay
         self._vocab_size = vocab_size
         self._max_model_len = max_model_len
@@ -127,7 +130,7 @@ class ScriptedEngine:
         tokens, reason = self._cut(self._scripts[script], request)
         aborted = self._running[request.request_id] = asyncio.Event()
         finished = False  # the last delta went out: closing the generator now is no abort
-        delay, top = self._token_delay, request.options.logprobs
+        size, delay, top = self._chunk_size, self._token_delay, request.options.logprobs
         ends = self._ends[script]  # the script's deltas that fit whole, then what is left
         whole = bisect.bisect_right(ends, len(tokens))
         done = ends[whole - 1] if whole else 0
@@ -135,8 +138,8 @@ class ScriptedEngine:
         last = len(chunks) - 1
         try:
             for step, chunk in enumerate(chunks):
-                if delay:
-                    await asyncio.sleep(delay)
+                if delay:  # per step, and a delta may carry several
+                    await asyncio.sleep(delay * -(-len(chunk) // size))
                 elif step % YIELD_EVERY == 0:
                     await asyncio.sleep(0)  # let other requests (and cancellation) in
                 if aborted.is_set():

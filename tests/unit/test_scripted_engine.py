@@ -34,3 +34,19 @@ async def test_deltas_follow_vllms_stream_interval(harmony, chunk_size, interval
     assert sizes[0] == min(chunk_size, len(expected))
     assert all(size == group for size in sizes[1:-1]), sizes
     assert 0 < sizes[-1] <= max(group, chunk_size)
+
+
+async def test_token_delay_is_per_step_whatever_the_interval(harmony, monkeypatch):
+    """--script-token-delay is seconds per engine step: a delta of k steps waits k delays."""
+    waits: list[float] = []
+
+    async def record(seconds: float) -> None:
+        waits.append(seconds)
+
+    monkeypatch.setattr("server.engine.scripted.asyncio.sleep", record)
+    engine = ScriptedEngine(harmony, [TEXT], chunk_size=3, stream_interval=8, token_delay=0.5)
+    await engine.start()
+    request = GenerationRequest("r", [1, 2, 3], SamplingOptions(17, ()))
+    deltas = [delta async for delta in engine.generate(request)]
+    assert [len(delta.token_ids) for delta in deltas] == [3, 9, 5]  # steps: 1, 3, 2 (the last cut)
+    assert waits == [0.5, 1.5, 1.0]
