@@ -1,12 +1,14 @@
 """The benchmark's processes and load generator: servers as subprocesses whose own CPU time is
 accounted, and a minimal asyncio HTTP/1.1 streaming client (it parses frames only up to the first
-token, so it spends little CPU per token beside the server it measures)."""
+token, so it spends little CPU per token beside the server it measures); a body with ``stream``
+false is sent and read as one JSON answer."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -162,15 +164,47 @@ async def _one(conn, host: str, port: int, body: dict, batch: Batch, surface: Su
         batch.requests += 1
 
 
+async def _one_json(conn, host: str, port: int, body: dict, batch: Batch,
+                    surface: Surface) -> bool:
+    """One request with ``stream: false``: the whole answer in one response, so the same
+    request's cost without a frame per token; tokens from its usage. False: reconnect."""
+    reader, writer = conn
+    payload = json.dumps(body).encode()
+    head = (f"POST {surface.path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n").encode()
+    try:
+        writer.write(head + payload)
+        status = await reader.readuntil(b"\r\n\r\n")
+        if not status.startswith(b"HTTP/1.1 200"):
+            raise RuntimeError(status[:300].decode(errors="replace"))
+        length = re.search(rb"(?im)^content-length:\s*(\d+)", status)
+        if length is None:
+            raise RuntimeError("no content-length in the response")
+        answer = await reader.readexactly(int(length[1]))
+        tokens = surface.tokens(answer)  # the same usage field as the stream's last frame
+        if tokens is None:
+            raise RuntimeError(f"no usage in the answer: {answer[:300]!r}")
+        batch.tokens += tokens
+        return True
+    except Exception as exc:  # noqa: BLE001
+        batch.failures += 1
+        if len(batch.errors) < 5:
+            batch.errors.append(repr(exc)[:300])
+        return False
+    finally:
+        batch.requests += 1
+
+
 async def _worker(host: str, port: int, body: dict, batch: Batch, queue: list,
                   surface: Surface) -> None:
+    one = _one if body.get("stream") else _one_json
     conn = None
     try:
         while queue:
             queue.pop()
             if conn is None:
                 conn = await asyncio.open_connection(host, port)
-            if not await _one(conn, host, port, body, batch, surface):
+            if not await one(conn, host, port, body, batch, surface):
                 conn[1].close()
                 conn = None
     finally:

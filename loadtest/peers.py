@@ -13,8 +13,10 @@ Two workloads, the same requests on every side:
 Three columns each: ``ours`` (``python -m server --engine vllm``), ``vllm``
 (``python -m vllm.entrypoints.openai.api_server``) and ``floor`` (loadtest/floor.py: a bare
 in-process AsyncLLM consumer, no HTTP). The figure is CPU time of the API process only (the
-EngineCore child excluded) per output token. On the trained workload a fourth,
-``floor_frames`` (``floor.py --frames``): the floor that also writes the SSE frames a streaming
+EngineCore child excluded) per output token. On the trained workload two more: ``ours_json``,
+ours answering the same requests with ``stream: false`` (its batches alternating with the
+streamed ones on the same server): the same work with one write a request instead of a frame a
+token; and ``floor_frames`` (``floor.py --frames``): the floor that also writes the SSE frames a streaming
 server must, one socket write per output with message text, to a loopback reader; the least a
 server that streams each token can spend, for information (the targets are against the floor).
 The random workload sends no text before the end, so there it would equal the floor.
@@ -44,6 +46,7 @@ ENGINE = ["--dtype", "bfloat16", "--max-model-len", "4096", "--kv-cache-memory-b
           str(256 * 2**20)]
 ENV = {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_LOGGING_LEVEL": "WARNING"}
 SERVERS = (("ours", "gpt-oss-server (--engine vllm)"),
+           ("ours_json", "gpt-oss-server, the same requests with stream: false"),
            ("vllm", "vllm.entrypoints.openai.api_server"),
            ("floor", "bare AsyncLLM consumer (floor)"),
            ("floor_frames", "the floor + its frames to a socket"))
@@ -111,14 +114,18 @@ def _measure_server(name: str, load: dict, work: Path, tag: str, concurrency: in
     try:
         body = {"model": proc.model(), **load["body"]}
         run_batch({**body, "max_tokens": 4}, concurrency, concurrency, proc)  # warm-up
-        batches = [run_batch(body, load["requests"], concurrency, proc) for _ in range(ROUNDS)]
-        b = median_batch(batches)
-        out = {"tokens": b.tokens, "failures": sum(x.failures for x in batches),
-               "api_cpu_s": round(b.cpu_s, 3),
-               "us_per_token": round(b.cpu_s / b.tokens * 1e6, 1) if b.tokens else None,
-               "wall_s": round(b.wall_s, 2),
-               "ttft_ms_median": round(statistics.median(b.ttft_ms), 2) if b.ttft_ms else None,
-               "rounds": ROUNDS, "errors": [e for x in batches for e in x.errors]}
+        # On the trained workload ours also answers the same requests with stream: false, its
+        # batches alternating with the streamed ones: what the frames cost, apart from the rest
+        json_body = ({**{k: v for k, v in body.items() if k != "stream_options"}, "stream": False}
+                     if name == "ours" and load["frames"] else None)
+        batches, json_batches = [], []
+        for _ in range(ROUNDS):
+            batches.append(run_batch(body, load["requests"], concurrency, proc))
+            if json_body is not None:
+                json_batches.append(run_batch(json_body, load["requests"], concurrency, proc))
+        out = _summary(batches)
+        if json_batches:
+            out["json"] = _summary(json_batches)
         if load["ttft_1k"]:
             # The long text goes into the system message and the question is one the model was
             # trained on, so its reasoning starts at the 4th token on both servers (a long user
@@ -133,6 +140,16 @@ def _measure_server(name: str, load: dict, work: Path, tag: str, concurrency: in
         return out
     finally:
         proc.stop()
+
+
+def _summary(batches: list) -> dict:
+    b = median_batch(batches)
+    return {"tokens": b.tokens, "failures": sum(x.failures for x in batches),
+            "api_cpu_s": round(b.cpu_s, 3),
+            "us_per_token": round(b.cpu_s / b.tokens * 1e6, 1) if b.tokens else None,
+            "wall_s": round(b.wall_s, 2),
+            "ttft_ms_median": round(statistics.median(b.ttft_ms), 2) if b.ttft_ms else None,
+            "rounds": len(batches), "errors": [e for x in batches for e in x.errors]}
 
 
 def _measure_floor(load: dict, work: Path, tag: str, concurrency: int,
@@ -168,13 +185,16 @@ def part_b(args, work: Path) -> dict:
     for tag, load in workloads(models, args.b_requests).items():
         rows = out[tag] = {"requests": load["requests"]}
         for name, _ in SERVERS:
-            if name == "floor_frames" and not load["frames"]:
-                continue
+            if name == "ours_json" or (name == "floor_frames" and not load["frames"]):
+                continue  # ours_json: measured with ours, on the same server
             if name.startswith("floor"):
                 rows[name] = _measure_floor(load, work, tag, concurrency,
                                             frames=name == "floor_frames")
             else:
                 rows[name] = _measure_server(name, load, work, tag, concurrency)
+                if "json" in rows[name]:
+                    rows["ours_json"] = rows[name].pop("json")
+                    print(f"(b) {tag} ours_json: {rows['ours_json']}", flush=True)
             print(f"(b) {tag} {name}: {rows[name]}", flush=True)
     return out
 
@@ -199,7 +219,9 @@ def markdown(b: dict) -> list[str]:
             "of the same requests (our engine arguments, token ids in and out, no HTTP). **the floor + "
             "its frames** (trained only): the floor writing one SSE frame per output with message "
             "text, and one at the end, to a loopback socket read by another process: what any "
-            "server streaming each token must add (`floor.py --frames`). Each side "
+            "server streaming each token must add (`floor.py --frames`). **stream: false** "
+            "(trained only): our server answering the same requests whole, one write each, its "
+            "batches alternating with the streamed ones on the same server. Each side "
             f"runs {ROUNDS} batches after a warm-up and reports the median one. TTFT 1k: 12 "
             "sequential requests with a ~1k-token prompt (a long system message, then the question).",
             "",
@@ -217,7 +239,7 @@ def markdown(b: dict) -> list[str]:
             else:
                 out.append(f"| {tag} | {label} | {rows.get('requests')} | {r.get('tokens')} | "
                            f"{r.get('failures')} | {r.get('api_cpu_s')} | **{r.get('us_per_token')}** | "
-                           f"{r.get('ttft_ms_median')} | {r.get('ttft_1k_ms_median', '')} | "
+                           f"{r.get('ttft_ms_median') or ''} | {r.get('ttft_1k_ms_median', '')} | "
                            f"{r.get('wall_s')} |")
     return out
 
@@ -236,7 +258,15 @@ def verdicts(b: dict) -> list[str]:
             else:
                 lines.append(f"- {tag}: API CPU per token {ratio:.2f}x {what}, target <= {target}x: "
                              f"**{'met' if ratio <= target else 'missed'}**")
-    ratio = _ratio(b.get("trained", {}), "ours", "floor_frames")
+    trained = b.get("trained", {})
+    ratio = _ratio(trained, "ours_json", "floor")
+    streamed = trained.get("ours", {}).get("us_per_token")
+    if ratio is not None and streamed:
+        frames = streamed - trained["ours_json"]["us_per_token"]
+        lines.append(f"- trained: ours with `stream: false` (the same requests, one write each) "
+                     f"{ratio:.2f}x the floor: the frames cost ours {frames:+.1f} us a token "
+                     "(information, no target)")
+    ratio = _ratio(trained, "ours", "floor_frames")
     if ratio is not None:
         lines.append(f"- trained: API CPU per token {ratio:.2f}x the floor with its frames "
                      "(information, no target: the least a server streaming each token spends)")
@@ -255,13 +285,13 @@ def chart(ax, b: dict) -> None:
                 fontsize=9)
         ax.set_axis_off()
         return
-    colors = {"ours": "tab:blue", "vllm": "tab:orange", "floor": "tab:grey",
+    colors = {"ours": "tab:blue", "ours_json": "tab:cyan", "vllm": "tab:orange", "floor": "tab:grey",
               "floor_frames": "tab:green"}
     for i, tag in enumerate(("trained", "random")):
         for j, (name, label) in enumerate(SERVERS):
             value = b.get(tag, {}).get(name, {}).get("us_per_token")
             if value:
-                ax.bar(i + (j - 1.5) * 0.2, value, width=0.19, color=colors[name],
+                ax.bar(i + (j - 2) * 0.17, value, width=0.16, color=colors[name],
                        label=label if i == 0 else None)
     ax.set_xticks([0, 1], ["trained gpt-oss-tiny", "random, control tokens suppressed"])
     ax.set_ylabel("API process CPU us per output token")

@@ -87,3 +87,48 @@ def test_the_floor_counts_frames_for_message_text_only():
     assert encoding.encode("<|message|>", allowed_special="all") == [MESSAGE]
     assert encoding.encode("<|start|><|channel|><|end|>", allowed_special="all") == [start, channel, end]
     assert load_harmony().special.first == FIRST_SPECIAL
+
+
+def test_the_load_client_counts_streamed_and_whole_answers_alike(tmp_path):
+    """Part (b)'s `stream: false` column: the client reads a whole JSON answer on a kept-alive
+    connection and counts the same tokens as for the streamed answer to the same request."""
+    from loadtest.benchmark import scripted_server, write_script
+    from loadtest.client import run_batch
+
+    script = tmp_path / "script.jsonl"
+    write_script(script, 64)
+    proc = scripted_server(script, 1, tmp_path / "server.log")
+    try:
+        body = {"model": proc.model(), "max_tokens": 40, "stream": True,
+                "stream_options": {"include_usage": True},
+                "messages": [{"role": "user", "content": "Hi"}]}
+        streamed = run_batch(body, 6, 2, proc)
+        whole = run_batch({"model": body["model"], "max_tokens": 40, "stream": False,
+                           "messages": body["messages"]}, 6, 2, proc)
+        refused = run_batch({"model": "no-such-model", "max_tokens": 40, "stream": False,
+                             "messages": body["messages"]}, 2, 1, proc)
+    finally:
+        proc.stop()
+    assert (streamed.failures, whole.failures) == (0, 0), streamed.errors + whole.errors
+    assert streamed.requests == whole.requests == 6
+    assert streamed.tokens == whole.tokens == 6 * 40
+    assert whole.ttft_ms == [] and whole.cpu_s > 0
+    assert refused.failures == 2 and "404" in refused.errors[0]
+
+
+def test_part_b_reports_what_frames_cost_from_the_stream_false_column():
+    from loadtest.peers import markdown, verdicts
+
+    row = {"tokens": 2112, "failures": 0, "api_cpu_s": 0.2, "wall_s": 1.6, "rounds": 5}
+    b = {"concurrency": 8, "max_tokens": 256,
+         "trained": {"requests": 64, "ours": {**row, "us_per_token": 90.0, "ttft_ms_median": 30.0},
+                     "ours_json": {**row, "us_per_token": 80.5, "ttft_ms_median": None},
+                     "floor": {**row, "us_per_token": 46.0}}}
+    lines = verdicts(b)
+    assert "- trained: ours with `stream: false` (the same requests, one write each) 1.75x the " \
+           "floor: the frames cost ours +9.5 us a token (information, no target)" in lines
+    table = [line for line in markdown(b) if line.startswith("| trained |")]
+    assert [line.split(" | ")[1] for line in table] == [
+        "gpt-oss-server (--engine vllm)", "gpt-oss-server, the same requests with stream: false",
+        "bare AsyncLLM consumer (floor)"]
+    assert "None" not in table[1]
