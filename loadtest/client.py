@@ -101,8 +101,16 @@ class Batch:
     errors: list[str] = field(default_factory=list)
 
 
-async def _one(conn, host: str, port: int, body: dict, batch: Batch, surface: Surface) -> bool:
-    """One streamed request on a kept-alive HTTP/1.1 connection; False: reconnect before the next.
+def _request(host: str, port: int, body: dict, surface: Surface) -> bytes:
+    """The request's bytes: the same for every request of a worker, so built once."""
+    payload = json.dumps(body).encode()
+    return (f"POST {surface.path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
+            ).encode() + payload
+
+
+async def _streamed(conn, request: bytes, batch: Batch, surface: Surface) -> int:
+    """One streamed request on a kept-alive HTTP/1.1 connection; its output tokens.
 
     Deliberately minimal so that the load generator spends little CPU per token: it parses SSE
     frames only until the first token (for TTFT) and then only scans the bytes for the end of the
@@ -110,103 +118,88 @@ async def _one(conn, host: str, port: int, body: dict, batch: Batch, surface: Su
     pooling client (the openai SDK) does, so per-connection set-up is not counted per request.
     """
     reader, writer = conn
-    payload = json.dumps(body).encode()
-    head = (f"POST {surface.path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n").encode()
     start = time.perf_counter()
     first = None
-    try:
-        writer.write(head + payload)
-        early = b""
-        tail = b""
-        status_ok = False
-        while True:
-            data = await reader.read(262144)
-            if not data:
-                raise RuntimeError("the server closed the connection")
-            if first is None:
-                early += data
-                if not status_ok:
-                    if b"\r\n\r\n" not in early:
-                        continue
-                    if not early.startswith(b"HTTP/1.1 200"):
-                        raise RuntimeError(early[:300].decode(errors="replace"))
-                    status_ok = True
-                *lines, rest = early.split(b"\n")
-                for line in lines:
-                    if line.startswith(b"data: {"):
-                        if line.startswith(b'data: {"error"'):
-                            raise RuntimeError(f"error frame {line[:300]!r}")
-                        if surface.first_token(line):
-                            first = time.perf_counter()
-                            break
-                early = rest if first is None else b""
-            tail = (tail + data)[-16384:]
-            if tail.endswith(b"\r\n0\r\n\r\n"):  # the last chunk of the chunked body
-                break
-        if not surface.done(tail):
-            raise RuntimeError(f"stream ended without its last frame: {tail[-300:]!r}")
-        if b'"error"' in tail and b'"error":null' not in tail:
-            raise RuntimeError(f"error frame: {tail[-300:]!r}")
-        tokens = surface.tokens(tail)
-        if tokens is None:
-            raise RuntimeError("no usage in the stream")
-        batch.tokens += tokens
-        if first is not None:
-            batch.ttft_ms.append((first - start) * 1000)
-        return True
-    except Exception as exc:  # noqa: BLE001
-        batch.failures += 1
-        if len(batch.errors) < 5:
-            batch.errors.append(repr(exc)[:300])
-        return False
-    finally:
-        batch.requests += 1
+    writer.write(request)
+    early = b""
+    tail = b""
+    status_ok = False
+    while True:
+        data = await reader.read(262144)
+        if not data:
+            raise RuntimeError("the server closed the connection")
+        if first is None:
+            early += data
+            if not status_ok:
+                if b"\r\n\r\n" not in early:
+                    continue
+                if not early.startswith(b"HTTP/1.1 200"):
+                    raise RuntimeError(early[:300].decode(errors="replace"))
+                status_ok = True
+            *lines, rest = early.split(b"\n")
+            for line in lines:
+                if line.startswith(b"data: {"):
+                    if line.startswith(b'data: {"error"'):
+                        raise RuntimeError(f"error frame {line[:300]!r}")
+                    if surface.first_token(line):
+                        first = time.perf_counter()
+                        break
+            early = rest if first is None else b""
+        tail = (tail + data)[-16384:]
+        if tail.endswith(b"\r\n0\r\n\r\n"):  # the last chunk of the chunked body
+            break
+    if not surface.done(tail):
+        raise RuntimeError(f"stream ended without its last frame: {tail[-300:]!r}")
+    if b'"error"' in tail and b'"error":null' not in tail:
+        raise RuntimeError(f"error frame: {tail[-300:]!r}")
+    tokens = surface.tokens(tail)
+    if tokens is None:
+        raise RuntimeError("no usage in the stream")
+    if first is not None:
+        batch.ttft_ms.append((first - start) * 1000)
+    return tokens
 
 
-async def _one_json(conn, host: str, port: int, body: dict, batch: Batch,
-                    surface: Surface) -> bool:
+async def _whole(conn, request: bytes, batch: Batch, surface: Surface) -> int:
     """One request with ``stream: false``: the whole answer in one response, so the same
-    request's cost without a frame per token; tokens from its usage. False: reconnect."""
+    request's cost without a frame per token; its output tokens, from the usage."""
     reader, writer = conn
-    payload = json.dumps(body).encode()
-    head = (f"POST {surface.path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n").encode()
-    try:
-        writer.write(head + payload)
-        status = await reader.readuntil(b"\r\n\r\n")
-        if not status.startswith(b"HTTP/1.1 200"):
-            raise RuntimeError(status[:300].decode(errors="replace"))
-        length = re.search(rb"(?im)^content-length:\s*(\d+)", status)
-        if length is None:
-            raise RuntimeError("no content-length in the response")
-        answer = await reader.readexactly(int(length[1]))
-        tokens = surface.tokens(answer)  # the same usage field as the stream's last frame
-        if tokens is None:
-            raise RuntimeError(f"no usage in the answer: {answer[:300]!r}")
-        batch.tokens += tokens
-        return True
-    except Exception as exc:  # noqa: BLE001
-        batch.failures += 1
-        if len(batch.errors) < 5:
-            batch.errors.append(repr(exc)[:300])
-        return False
-    finally:
-        batch.requests += 1
+    writer.write(request)
+    head = await reader.readuntil(b"\r\n\r\n")
+    if not head.startswith(b"HTTP/1.1 200"):
+        raise RuntimeError(head[:300].decode(errors="replace"))
+    length = re.search(rb"(?im)^content-length:\s*(\d+)", head)
+    if length is None:
+        raise RuntimeError("no content-length in the response")
+    answer = await reader.readexactly(int(length[1]))
+    tokens = surface.tokens(answer)  # the same usage field as the stream's last frame
+    if tokens is None:
+        raise RuntimeError(f"no usage in the answer: {answer[:300]!r}")
+    return tokens
 
 
 async def _worker(host: str, port: int, body: dict, batch: Batch, queue: list,
                   surface: Surface) -> None:
-    one = _one if body.get("stream") else _one_json
+    one = _streamed if body.get("stream") else _whole
+    request = _request(host, port, body, surface)
     conn = None
     try:
         while queue:
             queue.pop()
-            if conn is None:
-                conn = await asyncio.open_connection(host, port)
-            if not await one(conn, host, port, body, batch, surface):
-                conn[1].close()
-                conn = None
+            try:
+                if conn is None:
+                    conn = await asyncio.open_connection(host, port)
+                tokens = await one(conn, request, batch, surface)
+                batch.tokens += tokens  # not `+= await`: that reads the sum before awaiting
+            except Exception as exc:  # noqa: BLE001 - counted; the next request reconnects
+                batch.failures += 1
+                if len(batch.errors) < 5:
+                    batch.errors.append(repr(exc)[:300])
+                if conn is not None:
+                    conn[1].close()
+                    conn = None
+            finally:
+                batch.requests += 1
     finally:
         if conn is not None:
             conn[1].close()
