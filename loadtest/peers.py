@@ -192,10 +192,11 @@ def part_b(args, work: Path) -> dict:
                                             frames=name == "floor_frames")
             else:
                 rows[name] = _measure_server(name, load, work, tag, concurrency)
-                if "json" in rows[name]:
-                    rows["ours_json"] = rows[name].pop("json")
-                    print(f"(b) {tag} ours_json: {rows['ours_json']}", flush=True)
+            whole = rows[name].pop("json", None)
             print(f"(b) {tag} {name}: {rows[name]}", flush=True)
+            if whole is not None:
+                rows["ours_json"] = whole
+                print(f"(b) {tag} ours_json: {whole}", flush=True)
     return out
 
 
