@@ -132,3 +132,28 @@ def test_part_b_reports_what_frames_cost_from_the_stream_false_column():
         "gpt-oss-server (--engine vllm)", "gpt-oss-server, the same requests with stream: false",
         "bare AsyncLLM consumer (floor)"]
     assert "None" not in table[1]
+
+
+def test_part_b_puts_the_stream_false_batches_in_their_own_column(monkeypatch, tmp_path):
+    """ours_json is measured on ours' server (trained only) and reported as its own row."""
+    from argparse import Namespace
+
+    from loadtest import peers
+
+    measured = []
+
+    def server(name, load, work, tag, concurrency):
+        measured.append((tag, name))
+        row = {"us_per_token": 90.0}
+        return {**row, "json": {"us_per_token": 80.0}} if name == "ours" and load["frames"] else row
+
+    monkeypatch.setattr(peers, "unavailable", lambda: None)
+    monkeypatch.setattr(peers, "_make_models", lambda work: {"trained": work, "random": work})
+    monkeypatch.setattr(peers, "_measure_server", server)
+    monkeypatch.setattr(peers, "_measure_floor", lambda *a, **k: {"us_per_token": 45.0})
+    b = peers.part_b(Namespace(skip_vllm=False, quick=False, b_requests=64), tmp_path)
+    assert measured == [("trained", "ours"), ("trained", "vllm"), ("random", "ours"),
+                        ("random", "vllm")]
+    assert b["trained"]["ours"] == {"us_per_token": 90.0}
+    assert b["trained"]["ours_json"] == {"us_per_token": 80.0}
+    assert "ours_json" not in b["random"] and "floor_frames" not in b["random"]
