@@ -19,7 +19,10 @@ streamed ones on the same server): the same work with one write a request instea
 token; and ``floor_frames`` (``floor.py --frames``): the floor that also writes the SSE frames a streaming
 server must, one socket write per output with message text, to a loopback reader; the least a
 server that streams each token can spend, for information (the targets are against the floor).
-The random workload sends no text before the end, so there it would equal the floor.
+The random workload sends no text before the end, so there it would equal the floor. On both:
+``floor_http`` (loadtest/floor_http.py), the floor behind the least ASGI app that streams Chat's
+shape, on uvicorn as ours runs it: what HTTP and the frames cost any Python server before it
+does any work of its own, and so how much of the 1.3x the target leaves for that work.
 """
 
 from __future__ import annotations
@@ -49,7 +52,8 @@ SERVERS = (("ours", "gpt-oss-server (--engine vllm)"),
            ("ours_json", "gpt-oss-server, the same requests with stream: false"),
            ("vllm", "vllm.entrypoints.openai.api_server"),
            ("floor", "bare AsyncLLM consumer (floor)"),
-           ("floor_frames", "the floor + its frames to a socket"))
+           ("floor_frames", "the floor + its frames to a socket"),
+           ("floor_http", "the floor over HTTP: uvicorn + a bare ASGI app"))
 WORDS = ("the server streams every token of the answer to the client while the engine keeps "
          "scheduling batches and the harmony parser splits reasoning from the final content").split()
 
@@ -94,6 +98,9 @@ def workloads(models: dict[str, Path], requests: int) -> dict[str, dict]:
 
 
 def _server_cmd(name: str, model: Path, flags: list[str], port: int) -> list[str]:
+    if name == "floor_http":
+        return [sys.executable, "-m", "loadtest.floor_http", "--model", str(model), "--port",
+                str(port), "--prompt", QUESTION, "--", *flags]
     if name == "ours":
         return [sys.executable, "-m", "server", "--engine", "vllm", "--model", str(model),
                 "--served-model-name", "gpt-oss-tiny", "--host", "127.0.0.1", "--port", str(port),
@@ -126,7 +133,7 @@ def _measure_server(name: str, load: dict, work: Path, tag: str, concurrency: in
         out = _summary(batches)
         if json_batches:
             out["json"] = _summary(json_batches)
-        if load["ttft_1k"]:
+        if load["ttft_1k"] and name != "floor_http":  # its prompt is fixed
             # The long text goes into the system message and the question is one the model was
             # trained on, so its reasoning starts at the 4th token on both servers (a long user
             # message is outside its training: it answers nothing visible, and TTFT is undefined).
@@ -187,7 +194,7 @@ def part_b(args, work: Path) -> dict:
         for name, _ in SERVERS:
             if name == "ours_json" or (name == "floor_frames" and not load["frames"]):
                 continue  # ours_json: measured with ours, on the same server
-            if name.startswith("floor"):
+            if name in ("floor", "floor_frames"):
                 rows[name] = _measure_floor(load, work, tag, concurrency,
                                             frames=name == "floor_frames")
             else:
@@ -217,7 +224,11 @@ def markdown(b: dict) -> list[str]:
             "Harmony's control tokens suppressed (logit_bias -100 on ids 199998-200018) on every side, "
             "so each request runs all 256 tokens (which never open a Harmony message: no server sends "
             "text before the end). **floor**: loadtest/floor.py, a bare in-process AsyncLLM consumer "
-            "of the same requests (our engine arguments, token ids in and out, no HTTP). **the floor + "
+            "of the same requests (our engine arguments, token ids in and out, no HTTP). **the floor "
+            "over HTTP**: loadtest/floor_http.py, that consumer behind the least ASGI app that "
+            "streams Chat's shape (the body parsed, a frame per output with message text, the "
+            "usage, `[DONE]`; no validation, rendering, Harmony parsing, routing or middleware), on "
+            "uvicorn configured as ours. **the floor + "
             "its frames** (trained only): the floor writing one SSE frame per output with message "
             "text, and one at the end, to a loopback socket read by another process: what any "
             "server streaming each token must add (`floor.py --frames`). **stream: false** "
@@ -271,6 +282,13 @@ def verdicts(b: dict) -> list[str]:
     if ratio is not None:
         lines.append(f"- trained: API CPU per token {ratio:.2f}x the floor with its frames "
                      "(information, no target: the least a server streaming each token spends)")
+    for tag in ("trained", "random"):
+        rows = b.get(tag, {})
+        http, ours = _ratio(rows, "floor_http", "floor"), _ratio(rows, "ours", "floor_http")
+        if http is not None and ours is not None:
+            lines.append(f"- {tag}: the floor over HTTP (uvicorn, no work of its own) {http:.2f}x "
+                         f"the floor, ours {ours:.2f}x the floor over HTTP (information, no target: "
+                         "what HTTP and the frames cost any Python server on uvicorn)")
     ours, peer = b.get("trained", {}).get("ours", {}), b.get("trained", {}).get("vllm", {})
     if ours.get("ttft_1k_ms_median") and peer.get("ttft_1k_ms_median"):
         extra = ours["ttft_1k_ms_median"] - peer["ttft_1k_ms_median"]
@@ -287,12 +305,12 @@ def chart(ax, b: dict) -> None:
         ax.set_axis_off()
         return
     colors = {"ours": "tab:blue", "ours_json": "tab:cyan", "vllm": "tab:orange", "floor": "tab:grey",
-              "floor_frames": "tab:green"}
+              "floor_frames": "tab:green", "floor_http": "tab:olive"}
     for i, tag in enumerate(("trained", "random")):
         for j, (name, label) in enumerate(SERVERS):
             value = b.get(tag, {}).get(name, {}).get("us_per_token")
             if value:
-                ax.bar(i + (j - 2) * 0.17, value, width=0.16, color=colors[name],
+                ax.bar(i + (j - 2.5) * 0.15, value, width=0.14, color=colors[name],
                        label=label if i == 0 else None)
     ax.set_xticks([0, 1], ["trained gpt-oss-tiny", "random, control tokens suppressed"])
     ax.set_ylabel("API process CPU us per output token")

@@ -152,8 +152,105 @@ def test_part_b_puts_the_stream_false_batches_in_their_own_column(monkeypatch, t
     monkeypatch.setattr(peers, "_measure_server", server)
     monkeypatch.setattr(peers, "_measure_floor", lambda *a, **k: {"us_per_token": 45.0})
     b = peers.part_b(Namespace(skip_vllm=False, quick=False, b_requests=64), tmp_path)
-    assert measured == [("trained", "ours"), ("trained", "vllm"), ("random", "ours"),
-                        ("random", "vllm")]
+    assert measured == [("trained", "ours"), ("trained", "vllm"), ("trained", "floor_http"),
+                        ("random", "ours"), ("random", "vllm"), ("random", "floor_http")]
     assert b["trained"]["ours"] == {"us_per_token": 90.0}
     assert b["trained"]["ours_json"] == {"us_per_token": 80.0}
     assert "ours_json" not in b["random"] and "floor_frames" not in b["random"]
+
+
+def test_part_b_reads_ours_against_the_floor_over_http():
+    from loadtest.peers import markdown, verdicts
+
+    row = {"tokens": 2112, "failures": 0, "api_cpu_s": 0.2, "wall_s": 1.6, "rounds": 5}
+    b = {"concurrency": 8, "max_tokens": 256,
+         "random": {"requests": 32, "ours": {**row, "us_per_token": 90.0},
+                    "floor": {**row, "us_per_token": 60.0},
+                    "floor_http": {**row, "us_per_token": 75.0}}}
+    assert "- random: the floor over HTTP (uvicorn, no work of its own) 1.25x the floor, ours " \
+           "1.20x the floor over HTTP (information, no target: what HTTP and the frames cost any " \
+           "Python server on uvicorn)" in verdicts(b)
+    table = [line for line in markdown(b) if line.startswith("| random |")]
+    assert table[-1].split(" | ")[1] == "the floor over HTTP: uvicorn + a bare ASGI app"
+
+
+@pytest.mark.skipif(importlib.util.find_spec("vllm") is None, reason="vLLM (the cpu extra)")
+def test_the_floor_over_http_streams_what_the_load_client_reads():
+    """floor_http's app, driven as uvicorn drives it, over a stand-in for AsyncLLM: a frame per
+    output with message text, the usage and [DONE] as the client's Chat reader expects; with
+    stream false one JSON answer with its length; the sampling options taken from the body."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from loadtest.floor import MESSAGE
+    from loadtest.floor_http import make_app
+    from loadtest.surfaces import CHAT
+
+    start, end, hello = 200006, 200007, 12194
+    steps = [[start, 35644], [MESSAGE], [hello], [hello, hello], [end]]
+    asked = []
+
+    class LLM:
+        async def generate(self, prompt, params, request_id):
+            asked.append((prompt["prompt_token_ids"], params.max_tokens, params.logit_bias,
+                          request_id))
+            for ids in steps:
+                yield SimpleNamespace(outputs=[SimpleNamespace(token_ids=ids)])
+
+    app = make_app(LLM(), [1, 2, 3], [200012])
+
+    async def call(body: dict) -> list[dict]:
+        sent, incoming = [], [{"type": "http.request", "body": json.dumps(body).encode()}]
+        scope = {"type": "http", "method": "POST", "path": "/v1/chat/completions"}
+
+        async def receive():
+            return incoming.pop()
+
+        async def send(message):
+            sent.append(message)
+
+        await app(scope, receive, send)
+        return sent
+
+    streamed = asyncio.run(call({"stream": True, "max_tokens": 9, "logit_bias": {"5": -100}}))
+    assert streamed[0]["status"] == 200
+    body = b"".join(m.get("body", b"") for m in streamed[1:])
+    lines = [line for line in body.split(b"\n") if line.startswith(b"data: ")]
+    assert [CHAT.first_token(line) for line in lines[:-2]] == [True, True]  # outputs 3 and 4
+    assert CHAT.done(body) and CHAT.tokens(body) == 7
+    whole = asyncio.run(call({"stream": False}))
+    headers = dict(whole[0]["headers"])
+    assert int(headers[b"content-length"]) == len(whole[1]["body"])
+    assert CHAT.tokens(whole[1]["body"]) == 7
+    assert [a[:3] for a in asked] == [([1, 2, 3], 9, {5: -100}), ([1, 2, 3], 256, None)]
+    assert asked[0][3] != asked[1][3]  # a request id each
+
+
+def test_the_server_cpu_is_read_from_its_process_clock():
+    """Proc.cpu reads the server's CPU time in nanoseconds, every thread, where /proc's ticks of
+    10 ms were 5-10% of a batch: it agrees with psutil's count to the tick."""
+    import time
+
+    import psutil
+
+    from loadtest.client import process_cpu_clock
+
+    spin = "import threading, time\n" \
+           "def spin():\n    t = time.thread_time()\n    while time.thread_time() - t < 0.2: pass\n" \
+           "threads = [threading.Thread(target=spin) for _ in range(2)]\n" \
+           "[t.start() for t in threads]; [t.join() for t in threads]; time.sleep(30)"
+    child = subprocess.Popen([sys.executable, "-c", spin])
+    try:
+        clock = process_cpu_clock(child.pid)
+        assert clock is not None
+        ps = psutil.Process(child.pid)
+        deadline = time.monotonic() + 20
+        while sum(ps.cpu_times()[:2]) < 0.3 and time.monotonic() < deadline:
+            time.sleep(0.05)  # until both threads spun (or are spinning)
+        time.sleep(0.3)  # both done: the process sleeps
+        ticks = sum(ps.cpu_times()[:2])
+        precise = time.clock_gettime(clock)
+        assert abs(precise - ticks) <= 0.02 and precise >= 0.2 + 0.2
+    finally:
+        child.kill()
+        child.wait()
