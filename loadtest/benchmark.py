@@ -174,7 +174,7 @@ def markdown(rows: list[dict], surface_rows: list[dict], b: dict, g: dict, info:
            f"- Python {info['python']}; {v}",
            "- Command: `python -m loadtest.benchmark --out results/" + (" --quick" if quick else "") + "`",
            "- Client: a minimal asyncio HTTP/1.1 client on the same cores (wall figures are client-bound; CPU figures "
-           "are the server process's own user+system time over the batch, from psutil)", "",
+           "are the server process's own CPU time over the batch, every thread, from its process CPU clock)", "",
            "## (a) Our server, scripted engine, zero delay", "",
            "Each row is the median of its batches (`--a-rounds`, 3 unless --quick); failures "
            "count every batch.", "",
