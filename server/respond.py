@@ -21,7 +21,7 @@ from server.errors import APIError
 from server.events import Event, Usage
 from server.pipeline import Job
 from server.plan import Plan
-from server.sse import EventStreamResponse, run_until_disconnect
+from server.sse import DisconnectWatch, EventStreamResponse
 
 log = logging.getLogger(__name__)
 
@@ -68,17 +68,23 @@ async def respond(request: Request, exchange: Exchange) -> Response:
         # closed first at the end (a stream the client left aborts its engine request now,
         # not when the garbage collector finalizes the generator)
         cleanup.push_async_callback(events.aclose)
-        if not exchange.stream:
-            body = await run_until_disconnect(exchange.collect(job, events), request.receive)
-            if state.settings.log_prompts:
-                log.info("completion", extra={"response_id": job.id, "body": body})
-            return JSONBody(body)
-        frames = exchange.frames(job, events)
-        # Pull the first frame before the 200, so early errors keep their status; a client that
-        # leaves meanwhile still aborts the generation.
-        first = await run_until_disconnect(anext(frames), request.receive)
-        response = EventStreamResponse(first, frames, cleanup.pop_all(), exchange.error_frame,
-                                       exchange.done)
+        watch = DisconnectWatch(request.receive)
+        try:
+            if not exchange.stream:
+                body = await watch.run(exchange.collect(job, events))
+                watch.stop()
+                if state.settings.log_prompts:
+                    log.info("completion", extra={"response_id": job.id, "body": body})
+                return JSONBody(body)
+            frames = exchange.frames(job, events)
+            # Pull the first frame before the 200, so early errors keep their status; a client
+            # that leaves meanwhile still aborts the generation.
+            first = await watch.run(anext(frames))
+        except BaseException:
+            watch.stop()  # before the clean-up's awaits (server.sse.DisconnectWatch)
+            raise
+        response = EventStreamResponse(first, frames, watch, cleanup.pop_all(),
+                                       exchange.error_frame, exchange.done)
     return response
 
 

@@ -55,38 +55,62 @@ def error_data_frame(error: APIError) -> bytes:
     return data_frame(error.body())
 
 
-async def watch_disconnect(receive: Callable[[], Awaitable[dict]]) -> None:
-    """Return when the client disconnects (the request body was already read)."""
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return
+class DisconnectWatch:
+    """One task per request that waits for the client to leave and then cancels the task that
+    is serving the request at that moment, if any (``run``). Both phases of a stream share it:
+    the first frame, pulled inside the route before the 200, and the body, sent by the response
+    afterwards; the work runs in the request's own task (no task per phase, no ``asyncio.wait``).
 
+    Python 3.11 cannot withdraw a cancellation once requested, so the watcher cancels only inside
+    ``run``: the cancellation lands at the await ``run`` was suspended on, and ``stop``, a plain
+    call made before any clean-up awaits, keeps it from firing later.
+    """
 
-async def run_until_disconnect(work: Awaitable, receive: Callable[[], Awaitable[dict]]):
-    """Await ``work``; if the client disconnects first, cancel it and raise ClientDisconnected."""
-    task = asyncio.ensure_future(work)
-    watcher = asyncio.ensure_future(watch_disconnect(receive))
-    try:
-        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        watcher.cancel()
-        if not task.done():
-            task.cancel()
+    def __init__(self, receive: Callable[[], Awaitable[dict]]) -> None:
+        self.gone = False  # the client has left
+        self._serving: asyncio.Task | None = None
+        self._cancelled = False  # the watcher cancelled ``_serving``
+        self._task = asyncio.ensure_future(self._watch(receive))
+
+    async def _watch(self, receive: Callable[[], Awaitable[dict]]) -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass  # the request body was already read: nothing else arrives
+        self.gone = True
+        if self._serving is not None:
             metrics.ABORTS.labels("client_disconnect").inc()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            self._cancelled = True
+            self._serving.cancel()
+
+    async def run(self, work: Awaitable):
+        """Await ``work`` in this task; if the client leaves first (or has already left), stop
+        it and raise ClientDisconnected."""
+        if self.gone:
+            close = getattr(work, "close", None)
+            if close is not None:
+                close()  # never started
             raise ClientDisconnected
-    return task.result()
+        task = self._serving = asyncio.current_task()
+        try:
+            return await work
+        except asyncio.CancelledError:
+            if not self._cancelled or task.uncancel() > 0:  # someone else's cancellation too
+                raise
+            raise ClientDisconnected from None
+        finally:
+            self._serving = None
+
+    def stop(self) -> None:
+        self._task.cancel()
 
 
 class EventStreamResponse(Response):
     """An ASGI response streaming ``first`` then ``rest``, closing ``cleanup`` at the end."""
 
-    def __init__(self, first: bytes, rest: AsyncIterator[bytes],
+    def __init__(self, first: bytes, rest: AsyncIterator[bytes], watch: DisconnectWatch,
                  cleanup: contextlib.AsyncExitStack, error_frame: Callable[[APIError], bytes],
                  done: bytes = b"") -> None:
         self.first = first
+        self.watch = watch
         self.rest = rest
         self.cleanup = cleanup
         self.error_frame = error_frame
@@ -99,10 +123,11 @@ class EventStreamResponse(Response):
         try:
             await send({"type": "http.response.start", "status": 200, "headers": headers})
             send_body = scope.get("state", {}).get("send_body", send)  # see EdgeMiddleware
-            await run_until_disconnect(self._send_body(send_body), receive)
+            await self.watch.run(self._send_body(send_body))
         except (ClientDisconnected, OSError):
             pass  # the client went away: closing the iterators below aborts the generation
         finally:
+            self.watch.stop()  # first: nothing may cancel the clean-up
             await self.rest.aclose()
             await self.cleanup.aclose()
 
