@@ -178,14 +178,21 @@ def summary(rounds: list[tuple[int, float, float, list[float]]]) -> dict:
             "rounds": len(rounds), "failures": 0, "errors": []}
 
 
-def main(argv: list[str] | None = None) -> int:
+def split_argv(argv: list[str] | None, doc: str
+               ) -> tuple[argparse.ArgumentParser, list[str], list[str]]:
+    """A parser with ``--model``, this program's flags and the vLLM engine flags after ``--``."""
     argv = sys.argv[1:] if argv is None else argv
     engine_flags: list[str] = []
     if "--" in argv:
         cut = argv.index("--")
         argv, engine_flags = argv[:cut], argv[cut + 1:]
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     parser.add_argument("--model", required=True)
+    return parser, argv, engine_flags
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser, argv, engine_flags = split_argv(argv, __doc__)
     parser.add_argument("--requests", type=int, default=64)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3,

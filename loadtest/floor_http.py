@@ -28,7 +28,7 @@ import sys
 
 import orjson
 
-from loadtest.floor import _engine, _prompt, _visible
+from loadtest.floor import _engine, _prompt, _visible, split_argv
 
 MODEL_LIST = orjson.dumps({"object": "list", "data": [{"id": "gpt-oss-tiny", "object": "model"}]})
 JSON_HEADERS = [(b"content-type", b"application/json")]
@@ -122,13 +122,7 @@ async def serve(args: argparse.Namespace, engine_flags: list[str]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    engine_flags: list[str] = []
-    if "--" in argv:
-        cut = argv.index("--")
-        argv, engine_flags = argv[:cut], argv[cut + 1:]
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", required=True)
+    parser, argv, engine_flags = split_argv(argv, __doc__)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--server", choices=("uvicorn", "granian"), default="uvicorn")
     parser.add_argument("--prompt", default="What is the capital of France?")

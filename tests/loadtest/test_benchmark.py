@@ -254,3 +254,15 @@ def test_the_server_cpu_is_read_from_its_process_clock():
     finally:
         child.kill()
         child.wait()
+
+
+def test_the_floors_take_vllm_engine_flags_after_a_double_dash():
+    from loadtest.floor import split_argv
+
+    parser, argv, engine = split_argv(["--model", "m", "--rounds", "2", "--", "--dtype", "bf16"],
+                                      "The floor.\n\nMore.")
+    parser.add_argument("--rounds", type=int)
+    args = parser.parse_args(argv)
+    assert (args.model, args.rounds, engine) == ("m", 2, ["--dtype", "bf16"])
+    assert parser.description == "The floor."
+    assert split_argv(["--model", "m"], "")[2] == []
