@@ -29,6 +29,7 @@ import sys
 import orjson
 
 from loadtest.floor import _engine, _prompt, _visible, split_argv
+from server.sse import DONE, choice_framer, data_frame
 
 MODEL_LIST = orjson.dumps({"object": "list", "data": [{"id": "gpt-oss-tiny", "object": "model"}]})
 JSON_HEADERS = [(b"content-type", b"application/json")]
@@ -51,9 +52,10 @@ def make_app(llm, prompt: list[int], stop_token_ids: list[int]):
             output_kind=RequestOutputKind.DELTA)
 
     async def app(scope, receive, send) -> None:
-        if scope["type"] == "lifespan":
-            while (await receive())["type"] != "lifespan.shutdown":
-                await send({"type": "lifespan.startup.complete"})
+        if scope["type"] == "lifespan":  # nothing to start or stop: the engine is up already
+            await receive()  # lifespan.startup
+            await send({"type": "lifespan.startup.complete"})
+            await receive()  # lifespan.shutdown
             await send({"type": "lifespan.shutdown.complete"})
             return
         chunks = []
@@ -70,7 +72,7 @@ def make_app(llm, prompt: list[int], stop_token_ids: list[int]):
         request_id = f"http-{next(counter)}"
         head = {"id": request_id, "object": "chat.completion.chunk", "created": 0,
                 "model": "gpt-oss-tiny"}
-        opening = b"data: " + orjson.dumps(head)[:-1] + b',"choices":['
+        frame = choice_framer(head)  # ours' framing of Chat's chunks
         generations = llm.generate({"prompt_token_ids": prompt}, params(body), request_id)
         streamed = body.get("stream", False)
         if streamed:
@@ -82,14 +84,14 @@ def make_app(llm, prompt: list[int], stop_token_ids: list[int]):
             text, in_body = _visible(ids, in_body)
             if text and streamed:
                 choice = {"index": 0, "delta": {"content": "x" * len(ids)}, "finish_reason": None}
-                await send({"type": "http.response.body", "more_body": True,
-                            "body": opening + orjson.dumps(choice) + b"]}\n\n"})
+                await send({"type": "http.response.body", "body": frame(choice),
+                            "more_body": True})
         usage = {"prompt_tokens": len(prompt), "completion_tokens": tokens,
                  "total_tokens": len(prompt) + tokens}
         if streamed:
-            last = opening + b'],"usage":' + orjson.dumps(usage) + b"}\n\n"
+            last = data_frame({**head, "choices": [], "usage": usage})
             await send({"type": "http.response.body", "body": last, "more_body": True})
-            await send({"type": "http.response.body", "body": b"data: [DONE]\n\n"})
+            await send({"type": "http.response.body", "body": DONE})
             return
         whole = orjson.dumps({**head, "usage": usage})
         await send({"type": "http.response.start", "status": 200,

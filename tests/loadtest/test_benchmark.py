@@ -225,6 +225,20 @@ def test_the_floor_over_http_streams_what_the_load_client_reads():
     assert [a[:3] for a in asked] == [([1, 2, 3], 9, {5: -100}), ([1, 2, 3], 256, None)]
     assert asked[0][3] != asked[1][3]  # a request id each
 
+    async def lifespan() -> list[str]:
+        incoming, sent = [{"type": "lifespan.shutdown"}, {"type": "lifespan.startup"}], []
+
+        async def receive():
+            return incoming.pop()
+
+        async def send(message):
+            sent.append(message["type"])
+
+        await app({"type": "lifespan"}, receive, send)
+        return sent
+
+    assert asyncio.run(lifespan()) == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+
 
 def test_the_server_cpu_is_read_from_its_process_clock():
     """Proc.cpu reads the server's CPU time in nanoseconds, every thread, where /proc's ticks of
